@@ -1,0 +1,45 @@
+// Parameters are plain (nested) objects and arrays of tensors: "pytrees". These helpers flatten a tree
+// to its tensor leaves in a fixed order and rebuild it, so transforms can work on flat lists.
+
+import { Tensor } from './tensor.js';
+
+export type Tree<T = Tensor> = T | readonly Tree<T>[] | { readonly [k: string]: Tree<T> };
+
+export function treeLeaves(tree: unknown): Tensor[] {
+  const out: Tensor[] = [];
+  const walk = (t: unknown) => {
+    if (t instanceof Tensor) out.push(t);
+    else if (Array.isArray(t)) t.forEach(walk);
+    else if (t !== null && typeof t === 'object') for (const k of Object.keys(t).sort()) walk((t as any)[k]);
+  };
+  walk(tree);
+  return out;
+}
+
+/** Rebuilds `tree` with its tensor leaves replaced, in treeLeaves order, by `leaves`. */
+export function treeUnflatten<T>(tree: T, leaves: readonly unknown[]): T {
+  let i = 0;
+  const walk = (t: any): any => {
+    if (t instanceof Tensor) return leaves[i++];
+    if (Array.isArray(t)) return t.map(walk);
+    if (t !== null && typeof t === 'object') {
+      const o: any = {};
+      for (const k of Object.keys(t).sort()) o[k] = walk(t[k]);
+      return o;
+    }
+    return t;
+  };
+  const r = walk(tree);
+  if (i !== leaves.length) throw new Error(`treeUnflatten: tree has ${i} leaves, got ${leaves.length}`);
+  return r;
+}
+
+/** Maps fn over corresponding leaves of one or more trees of the same structure. */
+export function treeMap<T>(fn: (...xs: Tensor[]) => Tensor, tree: T, ...others: unknown[]): T {
+  const leaves = treeLeaves(tree);
+  const rest = others.map(treeLeaves);
+  for (const r of rest) {
+    if (r.length !== leaves.length) throw new Error(`treeMap: trees differ (${leaves.length} vs ${r.length} leaves)`);
+  }
+  return treeUnflatten(tree, leaves.map((x, i) => fn(x, ...rest.map((r) => r[i]))));
+}

@@ -1,0 +1,200 @@
+// The engine's state: the active backend, the scope stack that owns tensors, whether operations are
+// being recorded for autodiff, and `run`, the single entry point through which every primitive runs.
+
+import type { Backend, DType, TensorInfo } from '../kernels/backend.js';
+import { primitives } from './primitives.js';
+import { Tensor, stats, internal } from './tensor.js';
+import { treeLeaves } from './pytree.js';
+
+let active: Backend | null = null;
+const backends = new Map<string, Backend>();
+
+/** Makes `b` the backend that new tensors are created on. */
+export function useBackend(b: Backend): void {
+  backends.set(b.name, b);
+  active = b;
+}
+
+export function backend(): Backend {
+  if (active === null) throw new Error('No backend is initialised: call `await init()` first');
+  return active;
+}
+
+export const getBackend = (name: string): Backend | undefined => backends.get(name);
+
+// ---------- autodiff recording ----------
+
+export const tape = {
+  /** False inside noGrad() and inside first-order backward passes. */
+  recording: true,
+  /** How many gradient transforms (grad, vjp, ...) are currently tracing. */
+  depth: 0,
+};
+
+/** Runs fn without recording operations for differentiation. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = tape.recording;
+  tape.recording = false;
+  try { return fn(); } finally { tape.recording = prev; }
+}
+
+// ---------- numerics checking ----------
+
+let checkNumerics = false;
+/** When on, every kernel's output is read back and the first op producing NaN or Inf throws. Slow. */
+export function setCheckNumerics(on: boolean): void { checkNumerics = on; }
+
+// ---------- scopes ----------
+
+const scopes: Set<Tensor>[] = [];
+
+function track(t: Tensor): void {
+  const s = scopes[scopes.length - 1];
+  if (s) { s.add(t); t._scope = s; }
+}
+
+/** Removes tensors from every scope: they live until disposed explicitly. Returns its argument. */
+export function keep<T>(tree: T): T {
+  for (const t of treeLeaves(tree)) { t._scope?.delete(t); t._scope = null; }
+  return tree;
+}
+
+/**
+ * Runs fn and then disposes every tensor created during it, except those in its result (any
+ * tree of tensors), which move to the enclosing scope. Works with async functions too: the scope
+ * stays open across awaits, so don't interleave two async scopes (ending one that is not the
+ * innermost throws).
+ */
+export function tidy<T>(fn: () => T): T {
+  const s = new Set<Tensor>();
+  scopes.push(s);
+  let r: T;
+  try {
+    r = fn();
+  } catch (e) {
+    endScope(s, undefined);
+    throw e;
+  }
+  if (r instanceof Promise) {
+    return r.then(
+      (v) => { endScope(s, v); return v; },
+      (e) => { endScope(s, undefined); throw e; },
+    ) as T;
+  }
+  endScope(s, r);
+  return r;
+}
+
+function endScope(s: Set<Tensor>, result: unknown): void {
+  if (scopes[scopes.length - 1] !== s) {
+    const i = scopes.indexOf(s);
+    if (i >= 0) scopes.splice(i, 1);
+    for (const t of [...s]) t.dispose();
+    throw new Error('tidy: scopes ended out of order (two async scopes interleaved); this scope was still cleaned up');
+  }
+  scopes.pop();
+  const kept = new Set(treeLeaves(result));
+  const parent = scopes[scopes.length - 1] ?? null;
+  for (const t of [...s]) {
+    if (!kept.has(t)) t.dispose();
+    else { t._scope = parent; parent?.add(t); }
+  }
+}
+
+// ---------- memory ----------
+
+export interface MemoryInfo {
+  /** Tensors whose user handle is held. */
+  tensors: number;
+  /** Tensors alive, including those kept only by a recorded graph. */
+  aliveTensors: number;
+  /** Bytes held by live storages on the active backend. */
+  bytes: number;
+  backend: string;
+}
+
+export function memory(): MemoryInfo {
+  const b = backend();
+  return { tensors: stats.handles, aliveTensors: stats.alive, bytes: b.bytesInUse(), backend: b.name };
+}
+
+// ---------- running primitives ----------
+
+/** Wraps backend storage in a new tensor owned by the current scope. */
+export function makeTensor(shape: readonly number[], dtype: DType, data: { backend: Backend; storage: any; refs: number }): Tensor {
+  const t = new Tensor(shape, dtype, data);
+  track(t);
+  return t;
+}
+
+export function fromValues(values: ArrayLike<number>, shape: readonly number[], dtype: DType): Tensor {
+  const b = backend();
+  return makeTensor(shape, dtype, { backend: b, storage: b.upload(dtype, values), refs: 1 });
+}
+
+/**
+ * Runs primitive `name` on `inputs`: validates and infers the output, runs the active backend's
+ * kernel (or shares storage for views), and records a graph node when an input is being traced.
+ */
+export function run(name: string, inputs: readonly Tensor[], attrs: any = {}): Tensor {
+  const p = primitives[name];
+  const infos: TensorInfo[] = inputs.map((x) => {
+    const d = x.liveData(name);
+    if (d.backend !== active) {
+      throw new Error(`${name}: tensor #${x.id} lives on backend '${d.backend.name}' but the active backend is '${backend().name}'`);
+    }
+    return { storage: d.storage, shape: x.shape, dtype: x.dtype };
+  });
+  const spec = p.infer(inputs, attrs);
+  const b = backend();
+  let out: Tensor;
+  if (p.view) {
+    const d = inputs[0]._data!;
+    d.refs++;
+    out = makeTensor(spec.shape, spec.dtype, d);
+  } else {
+    const kernel = b.kernels[name];
+    if (!kernel) throw new Error(`${name}: backend '${b.name}' has no kernel for this primitive`);
+    out = makeTensor(spec.shape, spec.dtype, { backend: b, storage: kernel(infos, attrs, spec), refs: 1 });
+    if (checkNumerics) assertFinite(out, name, inputs);
+  }
+  if (tape.recording && p.vjp && inputs.some((x) => x.requiresGrad)) {
+    out._node = { prim: name, inputs, attrs };
+    out.requiresGrad = true;
+    for (const x of inputs) x._refs++;
+  }
+  return out;
+}
+
+function assertFinite(t: Tensor, op: string, inputs: readonly Tensor[]): void {
+  const v = t._data!.backend.readSync(t._data!.storage);
+  if (v === null) return;
+  for (let i = 0; i < v.length; i++) {
+    if (!Number.isFinite(v[i])) {
+      throw new Error(`${op}: produced ${v[i]} at flat index ${i} of output [${t.shape}] from inputs ${inputs.map((x) => `[${x.shape}]`).join(', ')}`);
+    }
+  }
+}
+
+/** A new handle on x's storage, with no history: gradients do not flow through it. */
+export function stopGradient(x: Tensor): Tensor {
+  const d = x.liveData('stopGradient');
+  d.refs++;
+  return makeTensor(x.shape, x.dtype, d);
+}
+
+/**
+ * A traced alias of x for a gradient transform: it requires grad, and links back to x when x is
+ * itself traced by an enclosing transform (that is how nested derivatives connect).
+ */
+export function watch(x: Tensor): Tensor {
+  const w = stopGradient(x);
+  w.requiresGrad = true;
+  if (x.requiresGrad && tape.recording) {
+    w._node = { prim: 'reshape', inputs: [x], attrs: { shape: x.shape } };
+    x._refs++;
+  }
+  return w;
+}
+
+export { internal };
