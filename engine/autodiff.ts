@@ -167,6 +167,8 @@ export function vjp<P, O>(f: (p: P) => O, primals: P): [O, (cotangent: O) => P] 
   let traced: { watched: Tensor[]; out: O };
   try {
     traced = tidy(() => trace(f, primals, []));
+    // The graph holds the aliases it needs; the handles would otherwise outlive every scope.
+    for (const w of traced.watched) w.dispose();
   } finally {
     tape.depth--;
   }
