@@ -25,12 +25,16 @@ export type BackendName = 'wasm' | 'ref';
  */
 export async function init(opts: { backend?: BackendName } = {}): Promise<Backend> {
   const name = opts.backend ?? 'wasm';
-  let b = getBackend(name);
-  if (!b) {
-    if (name === 'ref') b = createRefBackend();
-    else if (name === 'wasm') b = await (await import('./kernels/wasm/backend.js')).createWasmBackend();
-    else throw new Error(`init: unknown backend '${name}' (expected 'wasm' or 'ref')`);
-  }
+  const b = getBackend(name) ?? (await create(name));
   useBackend(b);
   return b;
 }
+
+async function create(name: BackendName): Promise<Backend> {
+  if (name === 'ref') return createRefBackend();
+  if (name === 'wasm') return (await import('./kernels/wasm/backend.js')).createWasmBackend();
+  throw new Error(`init: unknown backend '${name}' (expected 'wasm' or 'ref')`);
+}
+
+export * as nn from './engine/nn.js';
+export * as optim from './engine/optim.js';

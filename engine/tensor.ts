@@ -92,7 +92,7 @@ export class Tensor {
     return (await this.data())[0];
   }
 
-  override toString(): string {
+  toString(): string {
     if (this._data === null) return `Tensor(disposed, shape=[${this.shape}], dtype=${this.dtype})`;
     const vals = this._data.backend.readSync(this._data.storage);
     return formatTensor(vals, this.shape, this.dtype);

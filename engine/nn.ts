@@ -1,0 +1,155 @@
+// Functional neural-network layers. A layer is a function of (params, input); params are plain
+// objects of tensors made by the matching init function from a seeded generator. Fast weights in a
+// meta-learning inner loop are just another such object.
+
+import type { DType } from '../kernels/backend.js';
+import * as ops from './ops.js';
+import { noGrad } from './runtime.js';
+import type { Random } from './random.js';
+import type { Tensor } from './tensor.js';
+
+export type Params = { [name: string]: Tensor | Params | Params[] };
+export type Init = 'kaimingNormal' | 'kaimingUniform' | 'xavierNormal' | 'xavierUniform';
+export interface InitOptions { init?: Init; dtype?: DType }
+
+/** Weights for a layer with the given fan-in and fan-out (He et al. 2015; Glorot & Bengio 2010). */
+export function initWeight(rng: Random, shape: readonly number[], fanIn: number, fanOut: number, o: InitOptions = {}): Tensor {
+  const dtype = o.dtype ?? 'float32';
+  switch (o.init ?? 'kaimingNormal') {
+    case 'kaimingNormal': return rng.normal(shape, { std: Math.sqrt(2 / fanIn), dtype });
+    case 'kaimingUniform': { const a = Math.sqrt(6 / fanIn); return rng.uniform(shape, { low: -a, high: a, dtype }); }
+    case 'xavierNormal': return rng.normal(shape, { std: Math.sqrt(2 / (fanIn + fanOut)), dtype });
+    case 'xavierUniform': { const a = Math.sqrt(6 / (fanIn + fanOut)); return rng.uniform(shape, { low: -a, high: a, dtype }); }
+  }
+}
+
+// ---------- linear ----------
+
+export interface LinearParams { [k: string]: Tensor; w: Tensor; b: Tensor }
+export const initLinear = (rng: Random, inFeatures: number, outFeatures: number, o: InitOptions = {}): LinearParams => ({
+  w: initWeight(rng, [inFeatures, outFeatures], inFeatures, outFeatures, o),
+  b: ops.zeros([outFeatures], { dtype: o.dtype }),
+});
+/** x [batch, in] -> [batch, out]. */
+export const linear = (p: LinearParams, x: Tensor): Tensor => ops.add(ops.matmul(x, p.w), p.b);
+
+// ---------- convolution ----------
+
+export interface Conv2dParams { [k: string]: Tensor; w: Tensor; b: Tensor }
+export const initConv2d = (rng: Random, inChannels: number, outChannels: number, kernel: number, o: InitOptions = {}): Conv2dParams => ({
+  w: initWeight(rng, [outChannels, inChannels, kernel, kernel], inChannels * kernel * kernel, outChannels * kernel * kernel, o),
+  b: ops.zeros([outChannels], { dtype: o.dtype }),
+});
+/** x [N, C, H, W] -> [N, O, H', W'], with a per-channel bias. */
+export const conv2dLayer = (p: Conv2dParams, x: Tensor, opts: ops.Conv2dOptions = {}): Tensor =>
+  ops.add(ops.conv2d(x, p.w, opts), ops.reshape(p.b, [1, -1, 1, 1]));
+
+// ---------- batch normalisation ----------
+
+export interface BatchNormParams { [k: string]: Tensor; scale: Tensor; shift: Tensor }
+export const initBatchNorm = (channels: number, o: { dtype?: DType } = {}): BatchNormParams => ({
+  scale: ops.ones([channels], o), shift: ops.zeros([channels], o),
+});
+/** Running statistics for one batch-norm layer (one per inner step under MAML++). */
+export interface RunningStats { mean: Tensor; variance: Tensor }
+export const initRunningStats = (channels: number, o: { dtype?: DType } = {}): RunningStats => ({
+  mean: ops.zeros([channels], o), variance: ops.ones([channels], o),
+});
+
+/**
+ * How batch norm gets its statistics — an explicit switch because the two meta-learning references
+ * differ and silently mixing them changes results:
+ * - `{ stats: 'batch' }`: always the current batch's statistics, in training and at test time (the
+ *   MAML reference implementation; transductive: a test task's query set is normalised with itself).
+ * - `{ stats: 'running', running, training }`: batch statistics while training, which also update
+ *   `running` (returned as `running` in the result, never differentiated); at test time
+ *   (`training: false`) the running statistics alone (MAML++ keeps one set per inner step).
+ */
+export type BatchNormMode =
+  | { stats: 'batch' }
+  | { stats: 'running'; running: RunningStats; training: boolean; momentum?: number };
+
+/** Normalises x over every axis but the channel axis 1 ([N, C] or [N, C, H, W]). */
+export function batchNorm(p: BatchNormParams, x: Tensor, mode: BatchNormMode, eps = 1e-5): { y: Tensor; running?: RunningStats } {
+  const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
+  const bshape = x.shape.map((d, i) => (i === 1 ? d : 1));
+  const norm = (mean: Tensor, variance: Tensor) => {
+    const xhat = ops.div(ops.sub(x, mean), ops.sqrt(ops.add(variance, eps)));
+    return ops.add(ops.mul(xhat, ops.reshape(p.scale, bshape)), ops.reshape(p.shift, bshape));
+  };
+  if (mode.stats === 'running' && !mode.training) {
+    return { y: norm(ops.reshape(mode.running.mean, bshape), ops.reshape(mode.running.variance, bshape)), running: mode.running };
+  }
+  const mean = ops.mean(x, axes, true);
+  const variance = ops.variance(x, axes, true);
+  const y = norm(mean, variance);
+  if (mode.stats === 'batch') return { y };
+  const m = mode.momentum ?? 0.1;
+  const running = noGrad(() => ({
+    mean: ops.add(ops.mul(mode.running.mean, 1 - m), ops.mul(ops.reshape(mean, [-1]), m)),
+    variance: ops.add(ops.mul(mode.running.variance, 1 - m), ops.mul(ops.reshape(variance, [-1]), m)),
+  }));
+  return { y, running };
+}
+
+// ---------- recurrent ----------
+
+export interface LSTMParams { [k: string]: Tensor; wx: Tensor; wh: Tensor; b: Tensor }
+/** Forget-gate bias starts at 1, a common choice that helps early training. */
+export function initLSTM(rng: Random, inputSize: number, hiddenSize: number, o: InitOptions = {}): LSTMParams {
+  const b = new Float64Array(4 * hiddenSize);
+  b.fill(1, hiddenSize, 2 * hiddenSize);
+  return {
+    wx: initWeight(rng, [inputSize, 4 * hiddenSize], inputSize, hiddenSize, { init: 'xavierUniform', ...o }),
+    wh: initWeight(rng, [hiddenSize, 4 * hiddenSize], hiddenSize, hiddenSize, { init: 'xavierUniform', ...o }),
+    b: ops.tensor(b, [4 * hiddenSize], { dtype: o.dtype ?? 'float32' }),
+  };
+}
+export interface LSTMState { h: Tensor; c: Tensor }
+/** One LSTM step (gates in order input, forget, cell, output): x [batch, in] -> new {h, c}. */
+export function lstmCell(p: LSTMParams, x: Tensor, s: LSTMState): LSTMState {
+  const z = ops.add(ops.add(ops.matmul(x, p.wx), ops.matmul(s.h, p.wh)), p.b);
+  const [i, f, g, o] = ops.split(z, 4, 1);
+  const c = ops.add(ops.mul(ops.sigmoid(f), s.c), ops.mul(ops.sigmoid(i), ops.tanh(g)));
+  return { h: ops.mul(ops.sigmoid(o), ops.tanh(c)), c };
+}
+
+// ---------- the backbones of the MAML paper ----------
+
+/** The sine-regression MLP 1-40-40-1 with ReLU (Finn et al. 2017). */
+export function initSineMLP(rng: Random, o: InitOptions & { hidden?: number } = {}): Params {
+  const h = o.hidden ?? 40;
+  return { l1: initLinear(rng, 1, h, o), l2: initLinear(rng, h, h, o), l3: initLinear(rng, h, 1, o) };
+}
+export function sineMLP(p: Params, x: Tensor): Tensor {
+  const l = p as { l1: LinearParams; l2: LinearParams; l3: LinearParams };
+  return linear(l.l3, ops.relu(linear(l.l2, ops.relu(linear(l.l1, x)))));
+}
+
+export interface Conv4Options extends InitOptions {
+  inChannels?: number;
+  /** 64 for 28x28 Omniglot, 32 for 84x84 MiniImageNet. */
+  filters?: number;
+  imageSize?: number;
+  ways: number;
+}
+/** Conv4: 4 x [3x3 conv, batch norm, ReLU, 2x2 max-pool], then a linear classifier. */
+export function initConv4(rng: Random, o: Conv4Options): Params {
+  const f = o.filters ?? 64, c = o.inChannels ?? 1;
+  let size = o.imageSize ?? 28;
+  const blocks: Params[] = [];
+  for (let i = 0; i < 4; i++) {
+    blocks.push({ conv: initConv2d(rng, i === 0 ? c : f, f, 3, o), bn: initBatchNorm(f, o) });
+    size = Math.floor(size / 2);
+  }
+  return { blocks, head: initLinear(rng, f * size * size, o.ways, { ...o, init: o.init ?? 'xavierUniform' }) };
+}
+/** Conv4 forward. `bn(i)` gives block i's batch-norm mode (default: batch statistics). */
+export function conv4(p: Params, x: Tensor, bn: (block: number) => BatchNormMode = () => ({ stats: 'batch' })): Tensor {
+  let h = x;
+  (p.blocks as Params[]).forEach((b, i) => {
+    const c = conv2dLayer(b.conv as Conv2dParams, h, { padding: 1 });
+    h = ops.maxPool2d(ops.relu(batchNorm(b.bn as BatchNormParams, c, bn(i)).y), 2);
+  });
+  return linear(p.head as LinearParams, ops.flatten(h));
+}
