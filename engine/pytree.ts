@@ -5,12 +5,19 @@ import { Tensor } from './tensor.js';
 
 export type Tree<T = Tensor> = T | readonly Tree<T>[] | { readonly [k: string]: Tree<T> };
 
+/** Only arrays and plain objects are containers; class instances (a Map, a Date, ...) are opaque leaves. */
+const isPlainObject = (t: unknown): t is Record<string, unknown> => {
+  if (t === null || typeof t !== 'object') return false;
+  const proto = Object.getPrototypeOf(t);
+  return proto === Object.prototype || proto === null;
+};
+
 export function treeLeaves(tree: unknown): Tensor[] {
   const out: Tensor[] = [];
   const walk = (t: unknown) => {
     if (t instanceof Tensor) out.push(t);
     else if (Array.isArray(t)) t.forEach(walk);
-    else if (t !== null && typeof t === 'object') for (const k of Object.keys(t).sort()) walk((t as any)[k]);
+    else if (isPlainObject(t)) for (const k of Object.keys(t).sort()) walk(t[k]);
   };
   walk(tree);
   return out;
@@ -22,7 +29,7 @@ export function treeUnflatten<T>(tree: T, leaves: readonly unknown[]): T {
   const walk = (t: any): any => {
     if (t instanceof Tensor) return leaves[i++];
     if (Array.isArray(t)) return t.map(walk);
-    if (t !== null && typeof t === 'object') {
+    if (isPlainObject(t)) {
       const o: any = {};
       for (const k of Object.keys(t).sort()) o[k] = walk(t[k]);
       return o;
