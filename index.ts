@@ -11,7 +11,7 @@ export type { GradOptions } from './engine/autodiff.js';
 export { tidy, keep, noGrad, stopGradient, memory, setCheckNumerics, backend } from './engine/runtime.js';
 export type { MemoryInfo } from './engine/runtime.js';
 export { Random, seed, rand, randn, philox } from './engine/random.js';
-export { treeLeaves, treeMap, treeUnflatten } from './engine/pytree.js';
+export { treeLeaves, treeMap, treeUnflatten, treePaths } from './engine/pytree.js';
 export type { Tree } from './engine/pytree.js';
 export { primitives } from './engine/primitives.js';
 export type { Backend, DType, TypedArray } from './kernels/backend.js';
@@ -38,3 +38,4 @@ async function create(name: BackendName): Promise<Backend> {
 
 export * as nn from './engine/nn.js';
 export * as optim from './engine/optim.js';
+export * as algorithms from './algorithms/index.js';

@@ -30,8 +30,11 @@ export const initLinear = (rng: Random, inFeatures: number, outFeatures: number,
   w: initWeight(rng, [inFeatures, outFeatures], inFeatures, outFeatures, o),
   b: ops.zeros([outFeatures], { dtype: o.dtype }),
 });
-/** x [batch, in] -> [batch, out]. */
-export const linear = (p: LinearParams, x: Tensor): Tensor => ops.add(ops.matmul(x, p.w), p.b);
+/**
+ * x [batch, in] -> [batch, out]. Also task-batched: x [tasks, batch, in] with w [tasks, in, out] and
+ * b [tasks, out] (per-task fast weights), since the bias is broadcast over the batch axis.
+ */
+export const linear = (p: LinearParams, x: Tensor): Tensor => ops.add(ops.matmul(x, p.w), ops.expandDims(p.b, -2));
 
 // ---------- convolution ----------
 

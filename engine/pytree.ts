@@ -50,3 +50,15 @@ export function treeMap<T>(fn: (...xs: Tensor[]) => Tensor, tree: T, ...others: 
   }
   return treeUnflatten(tree, leaves.map((x, i) => fn(x, ...rest.map((r) => r[i]))));
 }
+
+/** Dotted paths of the leaves, in treeLeaves order: { blocks: [{ w }] } -> ['blocks.0.w']. */
+export function treePaths(tree: unknown): string[] {
+  const out: string[] = [];
+  const walk = (t: unknown, path: string) => {
+    if (t instanceof Tensor) out.push(path);
+    else if (Array.isArray(t)) t.forEach((c, i) => walk(c, path ? `${path}.${i}` : `${i}`));
+    else if (isPlainObject(t)) for (const k of Object.keys(t).sort()) walk(t[k], path ? `${path}.${k}` : k);
+  };
+  walk(tree, '');
+  return out;
+}

@@ -1,0 +1,141 @@
+// The meta-learners: their meta-gradients against float64 finite differences, and short training
+// runs whose loss must fall.
+
+import { describe, it, expect } from 'vitest';
+import * as mg from '../index.js';
+import { Tensor } from '../index.js';
+import { MAML, Reptile, classificationLoss, regressionLoss, Task } from '../algorithms/index.js';
+import { SineTasks } from '../datasets/index.js';
+import { activate, backendNames } from './support/backends.js';
+
+const f64 = { dtype: 'float64' as const };
+type Params = Record<string, any>;
+
+/** Max relative difference between the analytic gradient of f at tree p and central differences. */
+function fdMismatch(f: (p: any) => Tensor, p: any, h = 1e-6): number {
+  const leaves = mg.treeLeaves(p);
+  const analytic = mg.tidy(() => mg.treeLeaves(mg.grad(f)(p)).map((g) => Float64Array.from(g.dataSync())));
+  let worst = 0;
+  leaves.forEach((leaf, li) => {
+    const base = Float64Array.from(leaf.dataSync());
+    for (let j = 0; j < base.length; j++) {
+      const at = (d: number) => mg.tidy(() => {
+        const v = Float64Array.from(base); v[j] += d;
+        const moved = leaves.map((l, k) => (k === li ? mg.tensor(v, [...l.shape], f64) : l));
+        return f(mg.treeUnflatten(p, moved)).dataSync()[0];
+      });
+      const fd = (at(h) - at(-h)) / (2 * h);
+      worst = Math.max(worst, Math.abs(fd - analytic[li][j]) / (1 + Math.abs(fd)));
+    }
+  });
+  return worst;
+}
+
+const mlp = (act: 'tanh' | 'sigmoid') => (p: Params, x: Tensor) => {
+  const h = mg.nn.linear(p.l1, x);
+  return mg.nn.linear(p.l2, act === 'tanh' ? h.tanh() : h.sigmoid());
+};
+const initMlp = (rng: mg.Random) => ({ l1: mg.nn.initLinear(rng, 1, 6, f64), l2: mg.nn.initLinear(rng, 6, 1, f64) });
+const sineTask = (rng: mg.Random): Task => {
+  const xs = rng.uniform([5, 1], { ...f64, low: -5, high: 5 }), xq = rng.uniform([5, 1], { ...f64, low: -5, high: 5 });
+  return { xs, ys: xs.sin().mul(2), xq, yq: xq.sin().mul(2) };
+};
+
+// A small Conv + BN + ReLU + max-pool classifier.
+const convNet = (p: Params, x: Tensor) => {
+  const c = mg.nn.conv2dLayer(p.conv, x, { padding: 1 });
+  const h = mg.maxPool2d(mg.nn.batchNorm(p.bn, c, { stats: 'batch' }).y.relu(), 2);
+  return mg.nn.linear(p.head, mg.flatten(h));
+};
+const initConvNet = (rng: mg.Random) => ({
+  conv: mg.nn.initConv2d(rng, 1, 2, 3, f64), bn: mg.nn.initBatchNorm(2, f64), head: mg.nn.initLinear(rng, 2 * 3 * 3, 3, f64),
+});
+const imageTask = (rng: mg.Random): Task => ({
+  xs: rng.normal([3, 1, 6, 6], f64), ys: Int32Array.from([0, 1, 2]), xq: rng.normal([3, 1, 6, 6], f64), yq: Int32Array.from([2, 1, 0]),
+});
+
+describe('MAML meta-gradients against float64 differences', () => {
+  for (const [name, model, init, task, loss, lr] of [
+    ['tanh MLP', mlp('tanh'), initMlp, sineTask, regressionLoss, 0.05],
+    ['sigmoid MLP', mlp('sigmoid'), initMlp, sineTask, regressionLoss, 0.05],
+    ['Conv+BN+ReLU+pool net', convNet, initConvNet, imageTask, classificationLoss, 0.1],
+  ] as const) {
+    for (const steps of [1, 2]) {
+      it(`${name}, ${steps} inner step(s): second order matches, first order differs`, async () => {
+        await activate('ref');
+        mg.tidy(() => {
+          const rng = new mg.Random(5);
+          const tasks = [task(rng), task(rng)];
+          const second = new MAML({ model, loss, params: init(rng), innerLr: lr, innerSteps: steps });
+          const first = new MAML({ model, loss, params: mg.treeMap((t) => t.add(0), second.meta.params), innerLr: lr, innerSteps: steps, firstOrder: true });
+          const f2 = (p: any) => second.metaLoss({ params: p }, tasks);
+          expect(fdMismatch(f2, second.meta.params)).toBeLessThan(1e-5);
+          const g2 = mg.treeLeaves(mg.grad(f2)(second.meta.params)).flatMap((g) => Array.from(g.dataSync()));
+          const g1 = mg.treeLeaves(mg.grad((p: any) => first.metaLoss({ params: p }, tasks))(first.meta.params)).flatMap((g) => Array.from(g.dataSync()));
+          expect(Math.max(...g1.map((v, i) => Math.abs(v - g2[i])))).toBeGreaterThan(1e-4);
+          second.dispose(); first.dispose();
+        });
+      });
+    }
+  }
+
+  it('Meta-SGD: the gradient with respect to the learned per-parameter rates matches differences', async () => {
+    await activate('ref');
+    mg.tidy(() => {
+      const rng = new mg.Random(6);
+      const tasks = [sineTask(rng)];
+      const m = new MAML({ model: mlp('tanh'), loss: regressionLoss, params: initMlp(rng), innerLr: 0.05, innerSteps: 2, learnedLr: 'per-parameter' });
+      expect(m.meta.lrs!.length).toBe(4);
+      expect(fdMismatch((meta: any) => m.metaLoss(meta, tasks), m.meta)).toBeLessThan(1e-5);
+      m.dispose();
+    });
+  });
+
+  it('per-layer-per-step rates (MAML++ style) and ANIL differentiate correctly', async () => {
+    await activate('ref');
+    mg.tidy(() => {
+      const rng = new mg.Random(7);
+      const tasks = [imageTask(rng)];
+      const lslr = new MAML({ model: convNet, loss: classificationLoss, params: initConvNet(rng), innerLr: 0.1, innerSteps: 2, learnedLr: 'per-layer-per-step', multiStepLoss: 10 });
+      expect(lslr.meta.lrs![0].shape).toEqual([2, 6]);
+      expect(lslr.stepWeights()).toEqual([0.5, 0.5]);
+      expect(fdMismatch((meta: any) => lslr.metaLoss(meta, tasks), lslr.meta)).toBeLessThan(1e-5);
+      const anil = new MAML({ model: convNet, loss: classificationLoss, params: initConvNet(rng), innerLr: 0.1, adapt: (p) => p.startsWith('head') });
+      expect(fdMismatch((p: any) => anil.metaLoss({ params: p }, tasks), anil.meta.params)).toBeLessThan(1e-5);
+      lslr.dispose(); anil.dispose();
+    });
+  });
+});
+
+for (const b of backendNames) {
+  describe(`training runs on ${b}`, () => {
+    it('MAML on sine regression: the post-adaptation loss falls', async () => {
+      await activate(b);
+      const sine = new SineTasks({ shots: 10, seed: 1 });
+      const model = (p: any, x: Tensor) => mg.nn.sineMLP(p, x);
+      const maml = new MAML({ model, loss: regressionLoss, params: mg.nn.initSineMLP(new mg.Random(0)), innerLr: 0.01, innerSteps: 1, testInnerSteps: 1, vectorized: true });
+      const evalTasks = () => { const s = new SineTasks({ shots: 10, seed: 99 }); return Array.from({ length: 20 }, () => { const t = s.batch(1); return { xs: t.xs.reshape([10, 1]), ys: t.ys.reshape([10, 1]), xq: t.xq.reshape([10, 1]), yq: t.yq.reshape([10, 1]) }; }); };
+      const before = await mg.tidy(() => maml.evaluate(evalTasks()));
+      const iterations = b === 'ref' ? 60 : 300;
+      for (let i = 0; i < iterations; i++) await mg.tidy(() => { const t = sine.batch(10); return maml.step([{ xs: t.xs, ys: t.ys, xq: t.xq, yq: t.yq }]); });
+      const after = await mg.tidy(() => maml.evaluate(evalTasks()));
+      expect(after.loss.mean).toBeLessThan(before.loss.mean * 0.8);
+      maml.dispose();
+    }, 120_000);
+
+    it('Reptile on sine regression: the post-adaptation loss falls', async () => {
+      await activate(b);
+      const sine = new SineTasks({ shots: 10, seed: 2 });
+      const rep = new Reptile({ model: (p: any, x: Tensor) => mg.nn.sineMLP(p, x), loss: regressionLoss, params: mg.nn.initSineMLP(new mg.Random(0)), innerLr: 0.005, innerSteps: 5, metaLr: 1 });
+      const task = (s: SineTasks) => { const t = s.batch(1); return { xs: t.xs.reshape([10, 1]), ys: t.ys.reshape([10, 1]), xq: t.xq.reshape([10, 1]), yq: t.yq.reshape([10, 1]) }; };
+      const evalTasks = () => { const s = new SineTasks({ shots: 10, seed: 98 }); return Array.from({ length: 20 }, () => task(s)); };
+      const before = await mg.tidy(() => rep.evaluate(evalTasks()));
+      const iterations = b === 'ref' ? 120 : 300;
+      for (let i = 0; i < iterations; i++) await mg.tidy(() => rep.step([task(sine), task(sine)]));
+      const after = await mg.tidy(() => rep.evaluate(evalTasks()));
+      // Reptile converges slowly (the paper trains for 100k steps): ask for a clear, not a large, fall.
+      expect(after.loss.mean).toBeLessThan(before.loss.mean * 0.92);
+      rep.dispose();
+    }, 120_000);
+  });
+}
