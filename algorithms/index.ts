@@ -1,4 +1,4 @@
-export { MAML } from './maml.js';
+export { MAML, withTaskAxis } from './maml.js';
 export type { MAMLOptions, MetaParams } from './maml.js';
 export { Reptile } from './reptile.js';
 export type { ReptileOptions } from './reptile.js';

@@ -86,8 +86,11 @@ export class MAML<P> {
    */
   adapt(meta: MetaParams<P>, x: Tensor, y: Target, steps: number, firstOrder: boolean, training: boolean,
     onStep?: (s: number, fast: P) => void): P {
-    let fast = meta.params;
     const tasks = this.o.vectorized ? x.shape[0] : 1;
+    // Vectorized: one copy of each adapted parameter per task, so each task gets its own fast weights.
+    let fast = this.o.vectorized
+      ? treeUnflatten(meta.params, treeLeaves(meta.params).map((p, i) => (this.adapted[i] ? ops.broadcastTo(ops.expandDims(p, 0), [tasks, ...p.shape]) : p)))
+      : meta.params;
     for (let s = 0; s < steps; s++) {
       const leaves = treeLeaves(fast);
       // Gradients with respect to the adapted parameters only (ANIL adapts the head alone).
@@ -158,7 +161,8 @@ export class MAML<P> {
 
   /** Adapts to each task with `steps` inner steps and scores its query set (see evaluateTasks). */
   evaluate(tasks: Iterable<Task>, steps = this.o.testInnerSteps) {
-    return evaluateTasks(tasks, (t) => this.adapt(this.meta, t.xs, t.ys, steps, true, false), this.o.model, this.o.loss, steps);
+    return evaluateTasks(this.o.vectorized ? [...tasks].map(withTaskAxis) : tasks,
+      (t) => this.adapt(this.meta, t.xs, t.ys, steps, true, false), this.o.model, this.o.loss, steps);
   }
 
   dispose(): void {
@@ -166,3 +170,8 @@ export class MAML<P> {
   }
 }
 
+/** A single task as a stack of one, for vectorized learners. */
+export function withTaskAxis(t: Task): Task {
+  const lift = <T extends Target>(v: T): T => (v instanceof Int32Array ? v : ops.expandDims(v, 0)) as T;
+  return { xs: lift(t.xs), ys: lift(t.ys), xq: lift(t.xq), yq: lift(t.yq) };
+}

@@ -119,10 +119,13 @@ export function lstmCell(p: LSTMParams, x: Tensor, s: LSTMState): LSTMState {
 
 // ---------- the backbones of the MAML paper ----------
 
-/** The sine-regression MLP 1-40-40-1 with ReLU (Finn et al. 2017). */
+/**
+ * The sine-regression MLP 1-40-40-1 with ReLU (Finn et al. 2017). Xavier init by default: with inputs
+ * up to ±5, He init on the 1-input layer makes the first inner steps overshoot.
+ */
 export function initSineMLP(rng: Random, o: InitOptions & { hidden?: number } = {}): Params {
-  const h = o.hidden ?? 40;
-  return { l1: initLinear(rng, 1, h, o), l2: initLinear(rng, h, h, o), l3: initLinear(rng, h, 1, o) };
+  const h = o.hidden ?? 40, oi = { init: 'xavierUniform' as Init, ...o };
+  return { l1: initLinear(rng, 1, h, oi), l2: initLinear(rng, h, h, oi), l3: initLinear(rng, h, 1, oi) };
 }
 export function sineMLP(p: Params, x: Tensor): Tensor {
   const l = p as { l1: LinearParams; l2: LinearParams; l3: LinearParams };

@@ -128,6 +128,7 @@ export class Tensor {
   matmul(b: Tensor, opts?: ops.MatmulOptions) { return ops.matmul(this, b, opts); }
   reshape(shape: readonly number[]) { return ops.reshape(this, shape); }
   flatten(startAxis = 1) { return ops.flatten(this, startAxis); }
+  expandDims(axis: number) { return ops.expandDims(this, axis); }
   transpose(perm?: readonly number[]) { return ops.transpose(this, perm); }
   get T() { return ops.transpose(this); }
   slice(begin: readonly number[], size?: readonly number[]) { return ops.slice(this, begin, size); }

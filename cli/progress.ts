@@ -1,0 +1,30 @@
+// A progress line for long runs: rate, ETA and the latest metrics. Redraws in place on a terminal,
+// and prints a plain line every 10% otherwise (logs, CI).
+
+export class Progress {
+  private readonly start = performance.now();
+  private lastDecile = -1;
+
+  constructor(private readonly total: number, private readonly label: string, private readonly out = process.stderr) {}
+
+  update(done: number, metrics: Record<string, number> = {}): void {
+    const elapsed = (performance.now() - this.start) / 1000;
+    const eta = done > 0 ? (elapsed / done) * (this.total - done) : NaN;
+    const m = Object.entries(metrics).map(([k, v]) => `${k} ${v.toPrecision(4)}`).join('  ');
+    const pct = Math.floor((100 * done) / this.total);
+    if (this.out.isTTY) {
+      const width = 24, fill = Math.round((width * done) / this.total);
+      this.out.write(`\r${this.label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${this.total}  ${fmt(elapsed)} elapsed, ETA ${fmt(eta)}  ${m}   `);
+      if (done === this.total) this.out.write('\n');
+    } else if (Math.floor(pct / 10) !== this.lastDecile || done === this.total) {
+      this.lastDecile = Math.floor(pct / 10);
+      this.out.write(`${this.label} ${done}/${this.total} (${pct}%)  ${fmt(elapsed)} elapsed, ETA ${fmt(eta)}  ${m}\n`);
+    }
+  }
+}
+
+function fmt(s: number): string {
+  if (!Number.isFinite(s)) return '--';
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = Math.floor(s % 60);
+  return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${s.toFixed(1)}s`;
+}
