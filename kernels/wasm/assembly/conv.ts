@@ -1,0 +1,256 @@
+// 2-D convolution over NCHW input and OIHW filters, on the GEMM of matmul.ts.
+//
+// Think of col, the im2col matrix of a group of g images: one row per filter tap
+// r = (c*KH + p)*KW + q, one column per output pixel of every image of the group (image-major),
+// col[r][img*P + i*OW + j] with P = OH*OW. Then
+//   forward:     y_g   [O, g*P]   = W [O, CKK] . col [CKK, g*P]
+//   grad filter: dW    [O, CKK]  += dy_g [O, g*P] . col^T
+//   grad input:  dcol  [CKK, g*P] = W^T . dy_g [O, g*P], then col2im (scatter-add) into dx.
+// col is never built for the first two: with the input copied into a zero-padded buffer xp,
+// col[r][n] = xp[pix[n] + tap[r]], and the GEMM's B packer gathers from xp through those two offset
+// tables (setVirtualB). Grouping many images makes the GEMM wide even for 7x7 or 3x3 outputs.
+// With stride 1 (and enough channels) the input gradient is itself computed as a forward
+// convolution of dy with the flipped filter, so only strided input gradients use col2im.
+
+import { at, copyElems } from './common';
+import { BV_CONV, BV_CONV_T, gemm, setVirtualB } from './matmul';
+
+const GROUP_BUDGET: usize = 16 << 20; // bytes of per-group temporaries (padded input, output rows)
+const COL_BUDGET: usize = 4 << 20; // bytes of the explicit col matrix of conv2dGradInput
+
+function groupSize<T>(N: i32, perImage: usize, budget: usize = GROUP_BUDGET): i32 {
+  const g = budget / (perImage * sizeof<T>() + 1);
+  return <i32>max<usize>(1, min<usize>(<usize>N, g));
+}
+
+// First and one-past-last output column j whose input column j*sw - pw + off lies in [0, W).
+// @ts-ignore: decorator
+@inline function colStart(pw: i32, off: i32, sw: i32): i32 {
+  const t = pw - off;
+  return t <= 0 ? 0 : (t + sw - 1) / sw;
+}
+// @ts-ignore: decorator
+@inline function colEnd(W: i32, pw: i32, off: i32, sw: i32, OW: i32): i32 {
+  const t = W - 1 + pw - off;
+  return t < 0 ? 0 : min(OW, t / sw + 1);
+}
+
+/** True when col would equal x (1x1 filter, stride 1, no padding): the GEMM can read x directly. */
+// @ts-ignore: decorator
+@inline function isPointwise(KH: i32, KW: i32, sh: i32, sw: i32, ph: i32, pw: i32): bool {
+  return KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+}
+
+/**
+ * Offsets into a padded group buffer of g images [g][C][Hp][Wp]: pix[img*P + i*OW + j] is where
+ * the window of output pixel (i, j) starts, tap[(c*KH + p)*KW + q] where tap (c, p, q) sits in it.
+ * Output pixels never reach past the padding, so no bounds checks are needed.
+ */
+function fillOffsets(pix: usize, tap: usize, g: i32, C: i32, Hp: i32, Wp: i32, KH: i32, KW: i32, OH: i32, OW: i32,
+  sh: i32, sw: i32, dh: i32, dw: i32): void {
+  const plane = Hp * Wp;
+  let r: usize = 0;
+  for (let c = 0; c < C; c++) {
+    for (let p = 0; p < KH; p++) {
+      for (let q = 0; q < KW; q++) store<i32>(tap + (r++ << 2), c * plane + p * dh * Wp + q * dw);
+    }
+  }
+  let n: usize = 0;
+  for (let img = 0; img < g; img++) {
+    for (let i = 0; i < OH; i++) {
+      for (let j = 0; j < OW; j++) store<i32>(pix + (n++ << 2), img * C * plane + i * sh * Wp + j * sw);
+    }
+  }
+}
+
+/** Copies `planes` planes [H][W] into the interiors of the (zero-bordered) [Hp][Wp] planes of xp. */
+function padInto<T>(x: usize, xp: usize, planes: i32, H: i32, W: i32, ph: i32, pw: i32): void {
+  const Hp = H + 2 * ph, Wp = W + 2 * pw;
+  for (let pl = 0; pl < planes; pl++) {
+    for (let h = 0; h < H; h++) {
+      const src = at<T>(x, (<usize>pl * <usize>H + <usize>h) * <usize>W);
+      const dst = at<T>(xp, (<usize>pl * <usize>Hp + <usize>(h + ph)) * <usize>Wp + <usize>pw);
+      copyElems<T>(dst, src, <usize>W);
+    }
+  }
+}
+
+/** dx += col2im(col): the adjoint of im2col. */
+function col2im<T>(col: usize, dx: usize, g: i32, C: i32, H: i32, W: i32, KH: i32, KW: i32, OH: i32, OW: i32,
+  sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32): void {
+  const P = <usize>OH * <usize>OW, ld = <usize>g * P, HW = <usize>H * <usize>W;
+  for (let c = 0; c < C; c++) {
+    for (let p = 0; p < KH; p++) {
+      for (let q = 0; q < KW; q++) {
+        const r = <usize>((c * KH + p) * KW + q);
+        const off = q * dw;
+        const j0 = colStart(pw, off, sw), j1 = max(j0, colEnd(W, pw, off, sw, OW));
+        for (let img = 0; img < g; img++) {
+          const xc = at<T>(dx, (<usize>img * <usize>C + <usize>c) * HW);
+          let s = at<T>(col, r * ld + <usize>img * P);
+          for (let i = 0; i < OH; i++) {
+            const h = i * sh - ph + p * dh;
+            if (h >= 0 && h < H) {
+              const dst = at<T>(xc, <usize>h * <usize>W + <usize>(j0 * sw - pw + off));
+              if (sw == 1) {
+                let j = j0;
+                for (; j + 4 <= j1; j += 4) {
+                  const o = <usize>(j - j0);
+                  const pd = at<T>(dst, o), ps = at<T>(s, <usize>j);
+                  if (sizeof<T>() == 4) {
+                    v128.store(pd, f32x4.add(v128.load(pd), v128.load(ps)));
+                  } else {
+                    v128.store(pd, f64x2.add(v128.load(pd), v128.load(ps)));
+                    v128.store(pd, f64x2.add(v128.load(pd, 16), v128.load(ps, 16)), 16);
+                  }
+                }
+                for (; j < j1; j++) {
+                  const pd = at<T>(dst, <usize>(j - j0));
+                  store<T>(pd, load<T>(pd) + load<T>(at<T>(s, <usize>j)));
+                }
+              } else {
+                for (let j = j0; j < j1; j++) {
+                  const pd = at<T>(dst, <usize>((j - j0) * sw));
+                  store<T>(pd, load<T>(pd) + load<T>(at<T>(s, <usize>j)));
+                }
+              }
+            }
+            s = at<T>(s, <usize>OW);
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Copies rows [O][P] of gn consecutive images (each [O][P]) into one [O][gn*P] matrix, or back. */
+function interleave<T>(src: usize, dst: usize, gn: i32, O: i32, P: usize, toGroup: bool): void {
+  for (let img = 0; img < gn; img++) {
+    for (let o = 0; o < O; o++) {
+      const a = at<T>(src, (<usize>img * <usize>O + <usize>o) * P);
+      const b = at<T>(dst, (<usize>o * <usize>gn + <usize>img) * P);
+      if (toGroup) copyElems<T>(b, a, P);
+      else copyElems<T>(a, b, P);
+    }
+  }
+}
+
+export function conv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32, KW: i32,
+  OH: i32, OW: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32): void {
+  const P = <usize>OH * <usize>OW, CKK = C * KH * KW;
+  const total = <usize>N * <usize>O * P;
+  if (total == 0) return;
+  if (CKK == 0) { memory.fill(y, 0, total * sizeof<T>()); return; }
+  const xImg = <usize>C * <usize>H * <usize>W, yImg = <usize>O * P;
+  if (isPointwise(KH, KW, sh, sw, ph, pw)) {
+    for (let n = 0; n < N; n++) {
+      gemm<T>(O, <i32>P, CKK, w, <usize>CKK, 1, at<T>(x, <usize>n * xImg), P, 1, at<T>(y, <usize>n * yImg), P, false);
+    }
+    return;
+  }
+  const padded = ph > 0 || pw > 0;
+  const Hp = H + 2 * ph, Wp = W + 2 * pw, xpImg = <usize>C * <usize>Hp * <usize>Wp;
+  const g = groupSize<T>(N, (padded ? xpImg : 0) + yImg);
+  const xp = padded ? heap.alloc(<usize>g * xpImg * sizeof<T>()) : 0;
+  if (padded) memory.fill(xp, 0, <usize>g * xpImg * sizeof<T>()); // borders stay zero
+  const tmp = g > 1 ? heap.alloc(<usize>g * yImg * sizeof<T>()) : 0;
+  const pix = heap.alloc(<usize>g * P * 4), tap = heap.alloc(<usize>CKK * 4);
+  fillOffsets(pix, tap, g, C, Hp, Wp, KH, KW, OH, OW, sh, sw, dh, dw);
+  for (let n0 = 0; n0 < N; n0 += g) {
+    const gn = min(g, N - n0);
+    const ld = <usize>gn * P;
+    const xg = at<T>(x, <usize>n0 * xImg);
+    if (padded) padInto<T>(xg, xp, gn * C, H, W, ph, pw);
+    const yg = at<T>(y, <usize>n0 * yImg);
+    setVirtualB(BV_CONV, padded ? xp : xg, pix, tap);
+    gemm<T>(O, <i32>ld, CKK, w, <usize>CKK, 1, 0, 0, 0, gn == 1 ? yg : tmp, ld, false);
+    if (gn > 1) interleave<T>(yg, tmp, gn, O, P, false);
+  }
+  if (xp) heap.free(xp);
+  if (tmp) heap.free(tmp);
+  heap.free(pix);
+  heap.free(tap);
+}
+
+export function conv2dGradInput<T>(dy: usize, w: usize, dx: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32,
+  KW: i32, OH: i32, OW: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32): void {
+  const P = <usize>OH * <usize>OW, CKK = C * KH * KW;
+  const xImg = <usize>C * <usize>H * <usize>W, yImg = <usize>O * P;
+  if (N == 0 || CKK == 0 || P == 0) { memory.fill(dx, 0, <usize>N * xImg * sizeof<T>()); return; }
+  const fph = (KH - 1) * dh - ph, fpw = (KW - 1) * dw - pw;
+  if (sh == 1 && sw == 1 && fph >= 0 && fpw >= 0 && C >= 8 && !isPointwise(KH, KW, sh, sw, ph, pw)) {
+    // With stride 1 the input gradient is a plain convolution of dy with the filter transposed
+    // (O <-> C) and flipped, padded by (K-1)*dilation - pad: that reuses the fused forward path.
+    // Its GEMM has only C rows, so few input channels keep the col2im route below.
+    const wf = heap.alloc(<usize>O * <usize>CKK * sizeof<T>());
+    const khw = KH * KW;
+    for (let o = 0; o < O; o++) {
+      for (let c = 0; c < C; c++) {
+        for (let t = 0; t < khw; t++) {
+          store<T>(at<T>(wf, <usize>((c * O + o) * khw + khw - 1 - t)), load<T>(at<T>(w, <usize>((o * C + c) * khw + t))));
+        }
+      }
+    }
+    conv2d<T>(dy, wf, dx, N, O, OH, OW, C, KH, KW, H, W, 1, 1, fph, fpw, dh, dw);
+    heap.free(wf);
+    return;
+  }
+  memory.fill(dx, 0, <usize>N * xImg * sizeof<T>());
+  if (isPointwise(KH, KW, sh, sw, ph, pw)) {
+    for (let n = 0; n < N; n++) {
+      gemm<T>(CKK, <i32>P, O, w, 1, <usize>CKK, at<T>(dy, <usize>n * yImg), P, 1, at<T>(dx, <usize>n * xImg), P, false);
+    }
+    return;
+  }
+  const g = groupSize<T>(N, <usize>CKK * P, COL_BUDGET);
+  const dcol = heap.alloc(<usize>CKK * <usize>g * P * sizeof<T>());
+  const dyg = g > 1 ? heap.alloc(<usize>O * <usize>g * P * sizeof<T>()) : 0;
+  for (let n0 = 0; n0 < N; n0 += g) {
+    const gn = min(g, N - n0);
+    const ld = <usize>gn * P;
+    let bsrc = at<T>(dy, <usize>n0 * yImg);
+    if (gn > 1) { interleave<T>(bsrc, dyg, gn, O, P, true); bsrc = dyg; }
+    // A = W^T: A(r, o) = w[o*CKK + r]
+    gemm<T>(CKK, <i32>ld, O, w, 1, <usize>CKK, bsrc, ld, 1, dcol, ld, false);
+    col2im<T>(dcol, at<T>(dx, <usize>n0 * xImg), gn, C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw);
+  }
+  heap.free(dcol);
+  if (dyg) heap.free(dyg);
+}
+
+export function conv2dGradFilter<T>(x: usize, dy: usize, dw_: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32,
+  KW: i32, OH: i32, OW: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32): void {
+  const P = <usize>OH * <usize>OW, CKK = C * KH * KW;
+  const xImg = <usize>C * <usize>H * <usize>W, yImg = <usize>O * P;
+  const wSize = <usize>O * <usize>CKK;
+  if (wSize == 0) return;
+  if (N == 0 || P == 0) { memory.fill(dw_, 0, wSize * sizeof<T>()); return; }
+  if (isPointwise(KH, KW, sh, sw, ph, pw)) {
+    for (let n = 0; n < N; n++) {
+      gemm<T>(O, CKK, <i32>P, at<T>(dy, <usize>n * yImg), P, 1, at<T>(x, <usize>n * xImg), 1, P, dw_, <usize>CKK, n > 0);
+    }
+    return;
+  }
+  const padded = ph > 0 || pw > 0;
+  const Hp = H + 2 * ph, Wp = W + 2 * pw, xpImg = <usize>C * <usize>Hp * <usize>Wp;
+  const g = groupSize<T>(N, (padded ? xpImg : 0) + yImg);
+  const xp = padded ? heap.alloc(<usize>g * xpImg * sizeof<T>()) : 0;
+  if (padded) memory.fill(xp, 0, <usize>g * xpImg * sizeof<T>());
+  const dyg = g > 1 ? heap.alloc(<usize>g * yImg * sizeof<T>()) : 0;
+  const pix = heap.alloc(<usize>g * P * 4), tap = heap.alloc(<usize>CKK * 4);
+  fillOffsets(pix, tap, g, C, Hp, Wp, KH, KW, OH, OW, sh, sw, dh, dw);
+  for (let n0 = 0; n0 < N; n0 += g) {
+    const gn = min(g, N - n0);
+    const ld = <usize>gn * P;
+    const xg = at<T>(x, <usize>n0 * xImg);
+    if (padded) padInto<T>(xg, xp, gn * C, H, W, ph, pw);
+    let asrc = at<T>(dy, <usize>n0 * yImg);
+    if (gn > 1) { interleave<T>(asrc, dyg, gn, O, P, true); asrc = dyg; }
+    setVirtualB(BV_CONV_T, padded ? xp : xg, pix, tap);
+    gemm<T>(O, CKK, <i32>ld, asrc, ld, 1, 0, 0, 0, dw_, <usize>CKK, n0 > 0);
+  }
+  if (xp) heap.free(xp);
+  if (dyg) heap.free(dyg);
+  heap.free(pix);
+  heap.free(tap);
+}

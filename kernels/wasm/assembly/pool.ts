@@ -1,0 +1,228 @@
+// 2-D pooling over NCHW (N*C planes of H x W). Scalar: memory-bound and cheap next to the convs.
+// Window bounds are clipped once per output row and column (tables), so the per-output loops carry
+// no bounds checks and few live values (V8 spilled heavily with everything in one loop nest).
+// Max pooling first finds each window's argmax (first maximum in row-major order, strict `>`, like
+// the reference), then forward / gradient / select are simple passes over those indices.
+// Padding positions are never taps; a window with no taps gives NaN (the reference reads
+// xs[undefined] there). Averages divide by the full kh*kw, accumulating in f64.
+
+import { at, lanes } from './common';
+
+/** bounds[2i], bounds[2i+1] = clipped [start, end) of window i along one axis. */
+function windowBounds(n: i32, size: i32, k: i32, s: i32, p: i32): usize {
+  const t = heap.alloc(<usize>max(n, 1) << 3);
+  for (let i = 0; i < n; i++) {
+    const st = i * s - p;
+    store<i32>(t + (<usize>i << 3), max(st, 0));
+    store<i32>(t + (<usize>i << 3) + 4, min(st + k, size));
+  }
+  return t;
+}
+
+/**
+ * 2x2 windows, stride 2, no padding (the usual CNN pooling), L outputs at a time: the four taps of
+ * each window are the even/odd lanes of two input rows; first-max selection runs on whole vectors
+ * and carries the winning tap's offset. Writes L indices at o for outputs (i, j..j+L).
+ */
+// @ts-ignore: decorator
+@inline function argmax2x2<T>(x: usize, o: usize, base: i32, W: i32): void {
+  const r0 = at<T>(x, <usize>base), r1 = at<T>(r0, <usize>W);
+  const a0 = v128.load(r0), a1 = v128.load(r0, 16), b0 = v128.load(r1), b1 = v128.load(r1, 16);
+  if (sizeof<T>() == 4) {
+    let best = i32x4.shuffle(a0, a1, 0, 2, 4, 6);
+    let off = i32x4.splat(0);
+    let v = i32x4.shuffle(a0, a1, 1, 3, 5, 7);
+    let m = f32x4.gt(v, best);
+    best = v128.bitselect(v, best, m); off = v128.bitselect(i32x4.splat(1), off, m);
+    v = i32x4.shuffle(b0, b1, 0, 2, 4, 6);
+    m = f32x4.gt(v, best);
+    best = v128.bitselect(v, best, m); off = v128.bitselect(i32x4.splat(W), off, m);
+    v = i32x4.shuffle(b0, b1, 1, 3, 5, 7);
+    m = f32x4.gt(v, best);
+    off = v128.bitselect(i32x4.splat(W + 1), off, m);
+    v128.store(o, i32x4.add(off, i32x4.add(i32x4.splat(base), i32x4(0, 2, 4, 6))));
+  } else {
+    let best = i64x2.shuffle(a0, a1, 0, 2);
+    let off = i64x2.splat(0);
+    let v = i64x2.shuffle(a0, a1, 1, 3);
+    let m = f64x2.gt(v, best);
+    best = v128.bitselect(v, best, m); off = v128.bitselect(i64x2.splat(1), off, m);
+    v = i64x2.shuffle(b0, b1, 0, 2);
+    m = f64x2.gt(v, best);
+    best = v128.bitselect(v, best, m); off = v128.bitselect(i64x2.splat(<i64>W), off, m);
+    v = i64x2.shuffle(b0, b1, 1, 3);
+    m = f64x2.gt(v, best);
+    off = v128.bitselect(i64x2.splat(<i64>(W + 1)), off, m);
+    store<i32>(o, base + <i32>i64x2.extract_lane(off, 0));
+    store<i32>(o, base + 2 + <i32>i64x2.extract_lane(off, 1), 4);
+  }
+}
+
+/** idx[o] = plane-major index of the argmax of window o, or -1 for an empty window. */
+function argmaxAll<T>(x: usize, idx: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32, ht: usize, wt: usize,
+  halving: bool): void {
+  const planeSize = <usize>H * <usize>W;
+  const L = <i32>lanes<T>();
+  let o = idx;
+  for (let nc = 0; nc < NC; nc++) {
+    const plane = <usize>nc * planeSize;
+    for (let i = 0; i < OH; i++) {
+      const h0 = load<i32>(ht + (<usize>i << 3)), h1 = load<i32>(ht + (<usize>i << 3) + 4);
+      let j = 0;
+      if (halving) {
+        const rowBase = <i32>(plane + <usize>(2 * i) * <usize>W);
+        for (; j + L <= OW; j += L) {
+          argmax2x2<T>(x, o, rowBase + 2 * j, W);
+          o += <usize>L << 2;
+        }
+      }
+      for (; j < OW; j++) {
+        const w0 = load<i32>(wt + (<usize>j << 3)), w1 = load<i32>(wt + (<usize>j << 3) + 4);
+        let best: i32 = -1;
+        if (h0 < h1 && w0 < w1) {
+          best = <i32>(plane + <usize>h0 * <usize>W + <usize>w0);
+          // The running maximum travels as integer bits so both updates are integer selects (cmov):
+          // `v > bv` is a coin flip on real data, and V8 turns float selects into branches.
+          if (sizeof<T>() == 4) {
+            let bits = load<i32>(at<T>(x, <usize>best));
+            for (let h = h0; h < h1; h++) {
+              const row = <i32>(plane + <usize>h * <usize>W);
+              for (let w = w0; w < w1; w++) {
+                const vb = load<i32>(at<T>(x, <usize>(row + w)));
+                const gt = reinterpret<f32>(vb) > reinterpret<f32>(bits);
+                bits = select<i32>(vb, bits, gt);
+                best = select<i32>(row + w, best, gt);
+              }
+            }
+          } else {
+            let bits = load<i64>(at<T>(x, <usize>best));
+            for (let h = h0; h < h1; h++) {
+              const row = <i32>(plane + <usize>h * <usize>W);
+              for (let w = w0; w < w1; w++) {
+                const vb = load<i64>(at<T>(x, <usize>(row + w)));
+                const gt = reinterpret<f64>(vb) > reinterpret<f64>(bits);
+                bits = select<i64>(vb, bits, gt);
+                best = select<i32>(row + w, best, gt);
+              }
+            }
+          }
+        }
+        store<i32>(o, best);
+        o += 4;
+      }
+    }
+  }
+}
+
+function argmaxIndices<T>(x: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): usize {
+  const n = <usize>NC * <usize>OH * <usize>OW;
+  const idx = heap.alloc(max<usize>(n, 1) << 2);
+  const ht = windowBounds(OH, H, kh, sh, ph), wt = windowBounds(OW, W, kw, sw, pw);
+  const halving = kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0;
+  argmaxAll<T>(x, idx, NC, H, W, OH, OW, ht, wt, halving);
+  heap.free(ht);
+  heap.free(wt);
+  return idx;
+}
+
+export function maxPool2d<T>(x: usize, y: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): void {
+  const idx = argmaxIndices<T>(x, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw);
+  const n = <usize>NC * <usize>OH * <usize>OW;
+  for (let o: usize = 0; o < n; o++) {
+    const t = load<i32>(idx + (o << 2));
+    store<T>(at<T>(y, o), t < 0 ? <T>NaN : load<T>(at<T>(x, <usize>t)));
+  }
+  heap.free(idx);
+}
+
+/** dx (zero-filled here) gets dy routed to each window's argmax. */
+export function maxPool2dGrad<T>(x: usize, dy: usize, dx: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): void {
+  memory.fill(dx, 0, <usize>NC * <usize>H * <usize>W * sizeof<T>());
+  const idx = argmaxIndices<T>(x, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw);
+  const n = <usize>NC * <usize>OH * <usize>OW;
+  for (let o: usize = 0; o < n; o++) {
+    const t = load<i32>(idx + (o << 2));
+    if (t >= 0) {
+      const p = at<T>(dx, <usize>t);
+      store<T>(p, load<T>(p) + load<T>(at<T>(dy, o)));
+    }
+  }
+  heap.free(idx);
+}
+
+/** y[window] = gx[argmax of x over the window] (the forward-mode counterpart of maxPool2dGrad). */
+export function maxPool2dSelect<T>(x: usize, gx: usize, y: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): void {
+  const idx = argmaxIndices<T>(x, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw);
+  const n = <usize>NC * <usize>OH * <usize>OW;
+  for (let o: usize = 0; o < n; o++) {
+    const t = load<i32>(idx + (o << 2));
+    store<T>(at<T>(y, o), t < 0 ? <T>NaN : load<T>(at<T>(gx, <usize>t)));
+  }
+  heap.free(idx);
+}
+
+function avgAll<T>(x: usize, y: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32, ht: usize, wt: usize, inv: f64): void {
+  const planeSize = <usize>H * <usize>W;
+  let o = y;
+  for (let nc = 0; nc < NC; nc++) {
+    const plane = at<T>(x, <usize>nc * planeSize);
+    for (let i = 0; i < OH; i++) {
+      const h0 = load<i32>(ht + (<usize>i << 3)), h1 = load<i32>(ht + (<usize>i << 3) + 4);
+      for (let j = 0; j < OW; j++) {
+        const w0 = load<i32>(wt + (<usize>j << 3)), w1 = load<i32>(wt + (<usize>j << 3) + 4);
+        let acc: f64 = 0;
+        for (let h = h0; h < h1; h++) {
+          const row = at<T>(plane, <usize>h * <usize>W);
+          for (let w = w0; w < w1; w++) acc += <f64>load<T>(at<T>(row, <usize>w));
+        }
+        store<T>(o, <T>(acc * inv));
+        o = at<T>(o, 1);
+      }
+    }
+  }
+}
+
+function avgGradAll<T>(dy: usize, dx: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32, ht: usize, wt: usize, inv: f64): void {
+  const planeSize = <usize>H * <usize>W;
+  let s = dy;
+  for (let nc = 0; nc < NC; nc++) {
+    const plane = at<T>(dx, <usize>nc * planeSize);
+    for (let i = 0; i < OH; i++) {
+      const h0 = load<i32>(ht + (<usize>i << 3)), h1 = load<i32>(ht + (<usize>i << 3) + 4);
+      for (let j = 0; j < OW; j++) {
+        const w0 = load<i32>(wt + (<usize>j << 3)), w1 = load<i32>(wt + (<usize>j << 3) + 4);
+        const g = <f64>load<T>(s) * inv;
+        s = at<T>(s, 1);
+        for (let h = h0; h < h1; h++) {
+          const row = at<T>(plane, <usize>h * <usize>W);
+          for (let w = w0; w < w1; w++) {
+            const pd = at<T>(row, <usize>w);
+            store<T>(pd, <T>(<f64>load<T>(pd) + g));
+          }
+        }
+      }
+    }
+  }
+}
+
+export function avgPool2d<T>(x: usize, y: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): void {
+  const ht = windowBounds(OH, H, kh, sh, ph), wt = windowBounds(OW, W, kw, sw, pw);
+  avgAll<T>(x, y, NC, H, W, OH, OW, ht, wt, 1.0 / (<f64>kh * <f64>kw));
+  heap.free(ht);
+  heap.free(wt);
+}
+
+/** dx (zero-filled here) += dy / (kh*kw) over every tap of every window. */
+export function avgPool2dGrad<T>(dy: usize, dx: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): void {
+  memory.fill(dx, 0, <usize>NC * <usize>H * <usize>W * sizeof<T>());
+  const ht = windowBounds(OH, H, kh, sh, ph), wt = windowBounds(OW, W, kw, sw, pw);
+  avgGradAll<T>(dy, dx, NC, H, W, OH, OW, ht, wt, 1.0 / (<f64>kh * <f64>kw));
+  heap.free(ht);
+  heap.free(wt);
+}

@@ -1,0 +1,122 @@
+// sum / max over any set of axes. The JS side collapses the input shape into runs of reduced and
+// kept dimensions and passes, per dimension, the stride into the output (0 where reduced). The
+// innermost run is then either reduced (a horizontal SIMD reduction per row) or kept (rows are
+// folded into the output with vertical SIMD ops).
+
+import { IDX, arg, at, lanes, resetIdx } from './common';
+
+const SUM = 0;
+
+// max keeps the first NaN it meets and otherwise the first of equal values: `v > acc || v != v`.
+// @ts-ignore: decorator
+@inline function maxS<T>(acc: T, v: T): T {
+  return v > acc || v != v ? v : acc;
+}
+
+// @ts-ignore: decorator
+@inline function maxV<T>(acc: v128, v: v128): v128 {
+  return v128.bitselect(v, acc, v128.or(v128.gt<T>(v, acc), v128.ne<T>(v, v)));
+}
+
+// @ts-ignore: decorator
+@inline function hsum<T>(v: v128): T {
+  if (sizeof<T>() == 4) {
+    return <T>(f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+  }
+  return <T>(f64x2.extract_lane(v, 0) + f64x2.extract_lane(v, 1));
+}
+
+// @ts-ignore: decorator
+@inline function hmax<T>(v: v128): T {
+  if (sizeof<T>() == 4) {
+    let m = f32x4.extract_lane(v, 0);
+    m = maxS<f32>(m, f32x4.extract_lane(v, 1));
+    m = maxS<f32>(m, f32x4.extract_lane(v, 2));
+    return <T>maxS<f32>(m, f32x4.extract_lane(v, 3));
+  }
+  return <T>maxS<f64>(f64x2.extract_lane(v, 0), f64x2.extract_lane(v, 1));
+}
+
+/** Sum of x[0..n). Four vector accumulators to hide the add latency. */
+export function sumRow<T>(x: usize, n: usize): T {
+  const L = lanes<T>();
+  let a0 = v128.splat<T>(<T>0), a1 = a0, a2 = a0, a3 = a0;
+  let i: usize = 0;
+  for (; i + 4 * L <= n; i += 4 * L) {
+    const p = at<T>(x, i);
+    a0 = v128.add<T>(a0, v128.load(p));
+    a1 = v128.add<T>(a1, v128.load(p, 16));
+    a2 = v128.add<T>(a2, v128.load(p, 32));
+    a3 = v128.add<T>(a3, v128.load(p, 48));
+  }
+  for (; i + L <= n; i += L) a0 = v128.add<T>(a0, v128.load(at<T>(x, i)));
+  let s = hsum<T>(v128.add<T>(v128.add<T>(a0, a1), v128.add<T>(a2, a3)));
+  for (; i < n; i++) s += load<T>(at<T>(x, i));
+  return s;
+}
+
+function maxRow<T>(x: usize, n: usize): T {
+  const L = lanes<T>();
+  let m: T = <T>-Infinity;
+  let i: usize = 0;
+  if (n >= 2 * L) {
+    let a0 = v128.splat<T>(<T>-Infinity), a1 = a0;
+    for (; i + 2 * L <= n; i += 2 * L) {
+      const p = at<T>(x, i);
+      a0 = maxV<T>(a0, v128.load(p));
+      a1 = maxV<T>(a1, v128.load(p, 16));
+    }
+    m = maxS<T>(hmax<T>(a0), hmax<T>(a1));
+  }
+  for (; i < n; i++) m = maxS<T>(m, load<T>(at<T>(x, i)));
+  return m;
+}
+
+// y[i] = y[i] op x[i] for i < n
+function foldRow<T>(op: i32, y: usize, x: usize, n: usize): void {
+  const L = lanes<T>();
+  let i: usize = 0;
+  if (op == SUM) {
+    for (; i + L <= n; i += L) v128.store(at<T>(y, i), v128.add<T>(v128.load(at<T>(y, i)), v128.load(at<T>(x, i))));
+    for (; i < n; i++) store<T>(at<T>(y, i), load<T>(at<T>(y, i)) + load<T>(at<T>(x, i)));
+  } else {
+    for (; i + L <= n; i += L) v128.store(at<T>(y, i), maxV<T>(v128.load(at<T>(y, i)), v128.load(at<T>(x, i))));
+    for (; i < n; i++) store<T>(at<T>(y, i), maxS<T>(load<T>(at<T>(y, i)), load<T>(at<T>(x, i))));
+  }
+}
+
+/**
+ * y (outSize elements) = reduction of the contiguous x of (collapsed) shape shape[0..rank), where
+ * x element (i_0..i_r) goes to y[sum i_d * os[d]]. rank >= 1; the innermost out-stride is 0 or 1.
+ */
+export function reduce<T>(op: i32, rank: i32, shapeP: usize, osP: usize, x: usize, y: usize, outSize: usize): void {
+  const init: T = op == SUM ? <T>0 : <T>-Infinity;
+  for (let i: usize = 0; i < outSize; i++) store<T>(at<T>(y, i), init);
+  const last = rank - 1;
+  const n = <usize>arg(shapeP, last);
+  const io = <usize>arg(osP, last);
+  let outer: usize = 1;
+  for (let d = 0; d < last; d++) outer *= <usize>arg(shapeP, d);
+  if (n == 0 || outer == 0) return;
+  resetIdx(rank);
+  let ox: usize = 0, oy: usize = 0;
+  for (let o: usize = 0; o < outer; o++) {
+    const px = at<T>(x, ox), py = at<T>(y, oy);
+    if (io == 0) {
+      if (op == SUM) store<T>(py, load<T>(py) + sumRow<T>(px, n));
+      else store<T>(py, maxS<T>(load<T>(py), maxRow<T>(px, n)));
+    } else {
+      foldRow<T>(op, py, px, n);
+    }
+    ox += n;
+    for (let d = last - 1; d >= 0; d--) {
+      const p = IDX + (<usize>d << 2);
+      const k = load<i32>(p) + 1;
+      const so = <usize>arg(osP, d);
+      oy += so;
+      if (k < arg(shapeP, d)) { store<i32>(p, k); break; }
+      store<i32>(p, 0);
+      oy -= so * <usize>arg(shapeP, d);
+    }
+  }
+}

@@ -1,0 +1,427 @@
+// The WebAssembly backend: storages live in the module's linear memory, kernels are the
+// AssemblyScript functions of ./assembly (compiled by scripts/build-wasm.mjs and inlined as base64
+// in ./wasm-binary.ts). This file only does host-side bookkeeping: shape arithmetic, collapsing
+// dimensions so the kernels see long contiguous runs, and passing shapes/strides/indices through a
+// scratch block in WASM memory.
+//
+// Memory notes: the module's heap (TLSF, `--runtime minimal`) grows memory on demand, which detaches
+// every ArrayBuffer view, so views are made on demand and never kept. Pointers are read `>>> 0`
+// (they would come back negative above 2 GiB).
+
+import type { Backend, DType, Kernel, OutputSpec, Storage, TensorInfo, TypedArray } from '../backend.js';
+import { bytesPerElement } from '../backend.js';
+import { broadcastStrides, forEachStrided, sizeOf, stridesOf } from '../strides.js';
+import { wasmBase64 } from './wasm-binary.js';
+
+/** Op codes of the `unary_*` export (order matters: see assembly/elementwise.ts). */
+export const UNARY_OPS = ['neg', 'exp', 'log', 'sqrt', 'tanh', 'sigmoid', 'relu', 'abs', 'sin', 'cos', 'sign'] as const;
+/** Op codes of the `binary_*` export (order matters: see assembly/elementwise.ts). */
+export const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'greater', 'greaterEqual', 'less',
+  'lessEqual', 'equal', 'notEqual'] as const;
+
+type WasmFn = (...args: number[]) => number;
+type Exports = Record<string, WasmFn> & { memory: WebAssembly.Memory };
+
+class WasmStorage implements Storage {
+  live = true;
+  constructor(readonly dtype: DType, readonly size: number, readonly ptr: number) {}
+}
+
+function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
+  // atob rather than Buffer so this also runs in browsers.
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+let modulePromise: Promise<WebAssembly.Module> | null = null;
+
+/** Compiles the kernels once per process (asynchronously: browsers refuse large sync compiles). */
+function compiledModule(): Promise<WebAssembly.Module> {
+  if (!modulePromise) {
+    modulePromise = WebAssembly.compile(decodeBase64(wasmBase64));
+    modulePromise.catch(() => { modulePromise = null; });
+  }
+  return modulePromise;
+}
+
+/**
+ * Drops size-1 dimensions and merges neighbours that every operand walks contiguously
+ * (stride[i-1] == stride[i] * shape[i] for all operands, broadcast zeros included). The result has
+ * rank >= 1; all-ones shapes become [1] with zero strides.
+ */
+export function collapse(shape: readonly number[], strides: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
+  const outShape: number[] = [];
+  const outStrides: number[][] = strides.map(() => []);
+  for (let i = 0; i < shape.length; i++) {
+    const n = shape[i];
+    if (n === 1) continue;
+    const last = outShape.length - 1;
+    if (last >= 0 && strides.every((s, k) => outStrides[k][last] === s[i] * n)) {
+      outShape[last] *= n;
+      strides.forEach((s, k) => { outStrides[k][last] = s[i]; });
+    } else {
+      outShape.push(n);
+      strides.forEach((s, k) => outStrides[k].push(s[i]));
+    }
+  }
+  if (outShape.length === 0) return { shape: [1], strides: strides.map(() => [0]) };
+  // The kernels keep one index counter per dimension in a fixed block (assembly/common.ts MAX_RANK).
+  if (outShape.length > 32) throw new RangeError(`wasm backend: rank ${outShape.length} after collapsing exceeds 32`);
+  return { shape: outShape, strides: outStrides };
+}
+
+const pair = (v: unknown, dflt: number): [number, number] => {
+  if (v === undefined || v === null) return [dflt, dflt];
+  if (typeof v === 'number') return [v, v];
+  const a = v as number[];
+  return [a[0], a.length > 1 ? a[1] : a[0]];
+};
+
+/** The Backend, plus the size of the module's linear memory (for leak checks and benchmarks). */
+export interface WasmBackend extends Backend {
+  memoryBytes(): number;
+}
+
+export async function createWasmBackend(): Promise<WasmBackend> {
+  const module = await compiledModule();
+  const instance = await WebAssembly.instantiate(module, {
+    env: {
+      abort(msg: number, file: number, line: number, col: number) {
+        throw new Error(`wasm kernel abort: ${readString(msg)} at ${readString(file)}:${line}:${col}`);
+      },
+    },
+  });
+  const ex = instance.exports as unknown as Exports;
+  const memory = ex.memory;
+
+  function readString(ptr: number): string {
+    ptr >>>= 0;
+    if (ptr === 0) return '';
+    const bytes = new Uint32Array(memory.buffer, ptr - 4, 1)[0];
+    const units = new Uint16Array(memory.buffer, ptr, bytes >>> 1);
+    let s = '';
+    for (let i = 0; i < units.length; i++) s += String.fromCharCode(units[i]);
+    return s;
+  }
+
+  // ---- storages -------------------------------------------------------------------------------
+  let bytesLive = 0;
+
+  function newStorage(dtype: DType, size: number, zero: boolean): WasmStorage {
+    if (!Number.isInteger(size) || size < 0) throw new RangeError(`wasm backend: bad storage size ${size}`);
+    const bytes = size * bytesPerElement(dtype);
+    // Size-0 storages own no memory (ptr 0 is never dereferenced for them).
+    const ptr = bytes === 0 ? 0 : (zero ? ex.allocZeroed(bytes) : ex.alloc(bytes)) >>> 0;
+    bytesLive += bytes;
+    return new WasmStorage(dtype, size, ptr);
+  }
+
+  function release(s: WasmStorage): void {
+    if (!s.live) throw new Error('wasm backend: storage freed twice');
+    s.live = false;
+    if (s.ptr !== 0) ex.free(s.ptr);
+    bytesLive -= s.size * bytesPerElement(s.dtype);
+  }
+
+  function view(s: WasmStorage): TypedArray {
+    return s.dtype === 'float32'
+      ? new Float32Array(memory.buffer, s.ptr, s.size)
+      : new Float64Array(memory.buffer, s.ptr, s.size);
+  }
+
+  function asStorage(s: Storage): WasmStorage {
+    if (!(s instanceof WasmStorage)) throw new TypeError('wasm backend: storage from another backend');
+    if (!s.live) throw new Error('wasm backend: use of a freed storage');
+    return s;
+  }
+
+  /** Pointer of a kernel input, after checking that the storage can hold the tensor. */
+  function ptrOf(t: TensorInfo, dtype?: DType): number {
+    const s = asStorage(t.storage);
+    if (s.dtype !== t.dtype) throw new TypeError(`wasm backend: tensor says ${t.dtype}, storage holds ${s.dtype}`);
+    if (dtype && s.dtype !== dtype) throw new TypeError(`wasm backend: expected ${dtype} input, got ${s.dtype}`);
+    if (s.size < sizeOf(t.shape)) throw new RangeError(`wasm backend: storage of ${s.size} for shape [${t.shape}]`);
+    return s.ptr;
+  }
+
+  // ---- argument scratch (shapes, strides, offsets, indices as i32) -----------------------------
+  let argPtr = ex.alloc(4096) >>> 0;
+  let argCap = 1024; // in i32
+
+  /** Writes the arrays one after another into the scratch block; returns their addresses. */
+  function args(...arrays: ArrayLike<number>[]): number[] {
+    let total = 0;
+    for (const a of arrays) total += a.length;
+    if (total > argCap) {
+      ex.free(argPtr);
+      argCap = Math.max(total, argCap * 2);
+      argPtr = ex.alloc(argCap * 4) >>> 0;
+    }
+    const mem = new Int32Array(memory.buffer, argPtr, argCap);
+    const ptrs: number[] = [];
+    let at = 0;
+    for (const a of arrays) {
+      ptrs.push(argPtr + at * 4);
+      for (let i = 0; i < a.length; i++) mem[at + i] = a[i];
+      at += a.length;
+    }
+    return ptrs;
+  }
+
+  const sfx = (d: DType) => (d === 'float32' ? 'f32' : 'f64');
+  const bits = (d: DType) => (d === 'float32' ? 'b32' : 'b64');
+
+  /** Allocates the output, runs `fill` on it, and frees it again if the kernel throws. */
+  function produce(o: OutputSpec, zero: boolean, fill: (out: WasmStorage) => void): WasmStorage {
+    const r = newStorage(o.dtype, sizeOf(o.shape), zero);
+    if (r.size === 0) return r;
+    try {
+      fill(r);
+    } catch (e) {
+      release(r);
+      throw e;
+    }
+    return r;
+  }
+
+  /** dst (over `shape`, with dst/src element strides and base offsets) = src, bitwise. */
+  function copy(dtype: DType, shape: readonly number[], dstPtr: number, dstStrides: readonly number[], dstBase: number,
+    srcPtr: number, srcStrides: readonly number[], srcBase: number): void {
+    if (sizeOf(shape) === 0) return;
+    const c = collapse(shape, [dstStrides, srcStrides]);
+    const [ps, pd, pss] = args(c.shape, c.strides[0], c.strides[1]);
+    const bpe = bytesPerElement(dtype);
+    ex[`copy_${bits(dtype)}`](c.shape.length, ps, pd, pss, dstPtr + dstBase * bpe, srcPtr + srcBase * bpe);
+  }
+
+  // ---- kernels --------------------------------------------------------------------------------
+  const k: Record<string, Kernel> = {};
+
+  UNARY_OPS.forEach((name, op) => {
+    k[name] = ([x], _attrs, o) => {
+      const px = ptrOf(x, o.dtype);
+      return produce(o, false, (r) => { ex[`unary_${sfx(o.dtype)}`](op, px, r.ptr, r.size); });
+    };
+  });
+
+  BINARY_OPS.forEach((name, op) => {
+    k[name] = ([a, b], _attrs, o) => {
+      const pa = ptrOf(a, o.dtype), pb = ptrOf(b, o.dtype);
+      return produce(o, false, (r) => {
+        const c = collapse(o.shape, [broadcastStrides(a.shape, o.shape), broadcastStrides(b.shape, o.shape)]);
+        const [ps, psa, psb] = args(c.shape, c.strides[0], c.strides[1]);
+        ex[`binary_${sfx(o.dtype)}`](op, c.shape.length, ps, psa, psb, pa, pb, r.ptr);
+      });
+    };
+  });
+
+  k.where = ([cond, a, b], _attrs, o) => {
+    const pc = ptrOf(cond, o.dtype), pa = ptrOf(a, o.dtype), pb = ptrOf(b, o.dtype);
+    return produce(o, false, (r) => {
+      const c = collapse(o.shape, [cond, a, b].map((t) => broadcastStrides(t.shape, o.shape)));
+      const [ps, p0, p1, p2] = args(c.shape, c.strides[0], c.strides[1], c.strides[2]);
+      ex[`where_${sfx(o.dtype)}`](c.shape.length, ps, p0, p1, p2, pc, pa, pb, r.ptr);
+    });
+  };
+
+  // Reductions keep reduced axes as size 1 in out.shape (same rank as the input).
+  const reduce = (op: number, init: number): Kernel => ([x], _attrs, o) => {
+    const px = ptrOf(x, o.dtype);
+    return produce(o, false, (r) => {
+      if (sizeOf(x.shape) === 0) {
+        view(r).fill(init);
+        return;
+      }
+      const c = collapse(x.shape, [stridesOf(x.shape), broadcastStrides(o.shape, x.shape)]);
+      const [ps, pos] = args(c.shape, c.strides[1]);
+      ex[`reduce_${sfx(o.dtype)}`](op, c.shape.length, ps, pos, px, r.ptr, r.size);
+    });
+  };
+  k.sum = reduce(0, 0);
+  k.max = reduce(1, -Infinity);
+
+  k.matmul = ([a, b], attrs, o) => {
+    const transA = !!attrs?.transA, transB = !!attrs?.transB;
+    const pa = ptrOf(a, o.dtype), pb = ptrOf(b, o.dtype);
+    return produce(o, false, (r) => {
+      const rank = o.shape.length;
+      const M = o.shape[rank - 2], N = o.shape[rank - 1];
+      const K = transA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
+      const batch = o.shape.slice(0, -2);
+      const aB = broadcastStrides(a.shape.slice(0, -2), batch).map((s) => s * M * K);
+      const bB = broadcastStrides(b.shape.slice(0, -2), batch).map((s) => s * K * N);
+      const nb = sizeOf(batch);
+      const offs = new Int32Array(2 * nb);
+      forEachStrided(batch, [aB, bB], (i, [ia, ib]) => { offs[2 * i] = ia; offs[2 * i + 1] = ib; });
+      const [po] = args(offs);
+      ex[`matmul_${sfx(o.dtype)}`](nb, po, M, N, K, pa, transA ? 1 : K, transA ? M : 1, pb, transB ? 1 : N,
+        transB ? K : 1, r.ptr);
+    });
+  };
+
+  k.transpose = ([x], { perm }, o) => {
+    const px = ptrOf(x, o.dtype);
+    return produce(o, false, (r) => {
+      const xst = stridesOf(x.shape);
+      copy(o.dtype, o.shape, r.ptr, stridesOf(o.shape), 0, px, perm.map((p: number) => xst[p]), 0);
+    });
+  };
+
+  k.slice = ([x], { begin }, o) => {
+    const px = ptrOf(x, o.dtype);
+    return produce(o, false, (r) => {
+      const xst = stridesOf(x.shape);
+      const base = (begin as number[]).reduce((s, b, d) => s + b * xst[d], 0);
+      copy(o.dtype, o.shape, r.ptr, stridesOf(o.shape), 0, px, xst, base);
+    });
+  };
+
+  k.pad = ([x], { before }, o) => {
+    const px = ptrOf(x, o.dtype);
+    return produce(o, true, (r) => {
+      const ost = stridesOf(o.shape);
+      const base = (before as number[]).reduce((s, b, d) => s + b * ost[d], 0);
+      copy(o.dtype, x.shape, r.ptr, ost, base, px, stridesOf(x.shape), 0);
+    });
+  };
+
+  k.concat = (xs, { axis }, o) => {
+    const ptrs = xs.map((x) => ptrOf(x, o.dtype));
+    return produce(o, false, (r) => {
+      const ost = stridesOf(o.shape);
+      let at = 0;
+      xs.forEach((x, i) => {
+        copy(o.dtype, x.shape, r.ptr, ost, at * ost[axis], ptrs[i], stridesOf(x.shape), 0);
+        at += x.shape[axis];
+      });
+    });
+  };
+
+  k.broadcastTo = ([x], _attrs, o) => {
+    const px = ptrOf(x, o.dtype);
+    return produce(o, false, (r) => {
+      copy(o.dtype, o.shape, r.ptr, stridesOf(o.shape), 0, px, broadcastStrides(x.shape, o.shape), 0);
+    });
+  };
+
+  // gather: out[.., j, ..] = x[.., indices[j], ..] along `axis`; scatterAdd is its adjoint.
+  const axisSplit = (shape: readonly number[], axis: number) =>
+    [sizeOf(shape.slice(0, axis)), shape[axis], sizeOf(shape.slice(axis + 1))];
+  const checkIndices = (indices: ArrayLike<number>, n: number) => {
+    for (let j = 0; j < indices.length; j++) {
+      const v = indices[j];
+      if (!Number.isInteger(v) || v < 0 || v >= n) throw new RangeError(`wasm backend: index ${v} out of range [0, ${n})`);
+    }
+  };
+  k.gather = ([x], { axis, indices }, o) => {
+    const px = ptrOf(x, o.dtype);
+    const [outer, n, inner] = axisSplit(x.shape, axis);
+    checkIndices(indices, n);
+    return produce(o, false, (r) => {
+      const [pi] = args(indices);
+      ex[`gather_${bits(o.dtype)}`](px, r.ptr, outer, n, inner, pi, indices.length);
+    });
+  };
+  k.scatterAdd = ([g], { axis, indices }, o) => {
+    const pg = ptrOf(g, o.dtype);
+    const [outer, n, inner] = axisSplit(o.shape, axis);
+    checkIndices(indices, n);
+    return produce(o, false, (r) => {
+      const [pi] = args(indices);
+      ex[`scatterAdd_${sfx(o.dtype)}`](pg, r.ptr, outer, n, inner, pi, indices.length);
+    });
+  };
+
+  k.cast = ([x], _attrs, o) => {
+    const px = ptrOf(x);
+    return produce(o, false, (r) => {
+      if (x.dtype === o.dtype) {
+        const bytes = r.size * bytesPerElement(o.dtype);
+        new Uint8Array(memory.buffer).copyWithin(r.ptr, px, px + bytes);
+      } else if (x.dtype === 'float32') {
+        ex.cast_f32_f64(px, r.ptr, r.size);
+      } else {
+        ex.cast_f64_f32(px, r.ptr, r.size);
+      }
+    });
+  };
+
+  // Convolutions: NCHW input, OIHW filter; attrs stride/pad/dilation as [h, w].
+  const convGeo = (attrs: any) => [...pair(attrs?.stride, 1), ...pair(attrs?.pad, 0), ...pair(attrs?.dilation, 1)];
+  k.conv2d = ([x, w], attrs, o) => {
+    const px = ptrOf(x, o.dtype), pw = ptrOf(w, o.dtype);
+    return produce(o, false, (r) => {
+      const [N, C, H, W] = x.shape, [O, , KH, KW] = w.shape, [, , OH, OW] = o.shape;
+      ex[`conv2d_${sfx(o.dtype)}`](px, pw, r.ptr, N, C, H, W, O, KH, KW, OH, OW, ...convGeo(attrs));
+    });
+  };
+  k.conv2dGradInput = ([dy, w], attrs, o) => {
+    const pdy = ptrOf(dy, o.dtype), pw = ptrOf(w, o.dtype);
+    return produce(o, false, (r) => {
+      const [N, C, H, W] = o.shape, [O, , KH, KW] = w.shape, [, , OH, OW] = dy.shape;
+      ex[`conv2dGradInput_${sfx(o.dtype)}`](pdy, pw, r.ptr, N, C, H, W, O, KH, KW, OH, OW, ...convGeo(attrs));
+    });
+  };
+  k.conv2dGradFilter = ([x, dy], attrs, o) => {
+    const px = ptrOf(x, o.dtype), pdy = ptrOf(dy, o.dtype);
+    return produce(o, false, (r) => {
+      const [N, C, H, W] = x.shape, [O, , KH, KW] = o.shape, [, , OH, OW] = dy.shape;
+      ex[`conv2dGradFilter_${sfx(o.dtype)}`](px, pdy, r.ptr, N, C, H, W, O, KH, KW, OH, OW, ...convGeo(attrs));
+    });
+  };
+
+  // Pooling over NCHW; attrs kernel/stride/pad as [h, w].
+  const poolGeo = (attrs: any) => [...pair(attrs?.kernel, 1), ...pair(attrs?.stride, 1), ...pair(attrs?.pad, 0)];
+  const planes = (shape: readonly number[]) => [shape[0] * shape[1], shape[2], shape[3]];
+  k.maxPool2d = ([x], attrs, o) => {
+    const px = ptrOf(x, o.dtype);
+    return produce(o, false, (r) => {
+      ex[`maxPool2d_${sfx(o.dtype)}`](px, r.ptr, ...planes(x.shape), o.shape[2], o.shape[3], ...poolGeo(attrs));
+    });
+  };
+  k.maxPool2dGrad = ([x, dy], attrs, o) => {
+    const px = ptrOf(x, o.dtype), pdy = ptrOf(dy, o.dtype);
+    return produce(o, false, (r) => {
+      ex[`maxPool2dGrad_${sfx(o.dtype)}`](px, pdy, r.ptr, ...planes(x.shape), dy.shape[2], dy.shape[3], ...poolGeo(attrs));
+    });
+  };
+  k.maxPool2dSelect = ([x, gx], attrs, o) => {
+    const px = ptrOf(x, o.dtype), pg = ptrOf(gx, o.dtype);
+    return produce(o, false, (r) => {
+      ex[`maxPool2dSelect_${sfx(o.dtype)}`](px, pg, r.ptr, ...planes(x.shape), o.shape[2], o.shape[3], ...poolGeo(attrs));
+    });
+  };
+  k.avgPool2d = ([x], attrs, o) => {
+    const px = ptrOf(x, o.dtype);
+    return produce(o, false, (r) => {
+      ex[`avgPool2d_${sfx(o.dtype)}`](px, r.ptr, ...planes(x.shape), o.shape[2], o.shape[3], ...poolGeo(attrs));
+    });
+  };
+  k.avgPool2dGrad = ([dy], attrs, o) => {
+    const pdy = ptrOf(dy, o.dtype);
+    return produce(o, false, (r) => {
+      ex[`avgPool2dGrad_${sfx(o.dtype)}`](pdy, r.ptr, ...planes(o.shape), dy.shape[2], dy.shape[3], ...poolGeo(attrs));
+    });
+  };
+
+  return {
+    name: 'wasm',
+    kernels: k,
+    alloc: (dtype, size) => newStorage(dtype, size, true),
+    upload(dtype, data) {
+      const s = newStorage(dtype, data.length, false);
+      if (s.size > 0) view(s).set(data as ArrayLike<number>);
+      return s;
+    },
+    free(s) {
+      if (!(s instanceof WasmStorage)) throw new TypeError('wasm backend: storage from another backend');
+      release(s);
+    },
+    readSync: (s) => view(asStorage(s)).slice(),
+    read: async (s) => view(asStorage(s)).slice(),
+    bytesInUse: () => bytesLive,
+    memoryBytes: () => memory.buffer.byteLength,
+  };
+}
