@@ -16,24 +16,49 @@ export type { Tree } from './engine/pytree.js';
 export { primitives } from './engine/primitives.js';
 export type { Backend, DType, TypedArray } from './kernels/backend.js';
 
-export type BackendName = 'wasm' | 'ref';
+export type BackendName = 'wasm' | 'webgpu' | 'ref' | 'auto';
+
+export interface InitOptions {
+  /**
+   * 'wasm' (default: AssemblyScript SIMD kernels), 'webgpu' (WGSL compute kernels, float32 only;
+   * in Node through the optional `webgpu` package), 'auto' (WebGPU when an adapter exists, else WASM,
+   * saying which it chose), or 'ref' (plain JavaScript loops in float64 precision: slow, the oracle
+   * the tests compare every backend against).
+   */
+  backend?: BackendName;
+  /** Where 'auto' reports its choice (default console.info); pass () => {} to silence it. */
+  log?: (message: string) => void;
+}
 
 /**
- * Initialises a backend and makes it active: 'wasm' (default: the AssemblyScript SIMD kernels) or
- * 'ref' (plain JavaScript loops in float64 precision: slow, used as the test oracle).
+ * Initialises a backend and makes it active. Building graphs is synchronous on every backend; only
+ * reading values back (`await t.data()`) is asynchronous, so the same code runs on all of them.
  * @example await init(); const y = tensor([1, 2, 3]).mul(2);
  */
-export async function init(opts: { backend?: BackendName } = {}): Promise<Backend> {
+export async function init(opts: InitOptions = {}): Promise<Backend> {
   const name = opts.backend ?? 'wasm';
-  const b = getBackend(name) ?? (await create(name));
+  let b: Backend;
+  if (name === 'auto') {
+    const log = opts.log ?? ((m: string) => console.info(m));
+    try {
+      b = getBackend('webgpu') ?? (await create('webgpu'));
+      log(`metagrad: using WebGPU (${(b as any).description ?? 'adapter'})`);
+    } catch (e) {
+      b = getBackend('wasm') ?? (await create('wasm'));
+      log(`metagrad: WebGPU unavailable (${e instanceof Error ? e.message : e}); using WASM`);
+    }
+  } else {
+    b = getBackend(name) ?? (await create(name));
+  }
   useBackend(b);
   return b;
 }
 
-async function create(name: BackendName): Promise<Backend> {
+async function create(name: Exclude<BackendName, 'auto'>): Promise<Backend> {
   if (name === 'ref') return createRefBackend();
   if (name === 'wasm') return (await import('./kernels/wasm/backend.js')).createWasmBackend();
-  throw new Error(`init: unknown backend '${name}' (expected 'wasm' or 'ref')`);
+  if (name === 'webgpu') return (await import('./kernels/webgpu/backend.js')).createWebGPUBackend();
+  throw new Error(`init: unknown backend '${name}' (expected 'wasm', 'webgpu', 'auto' or 'ref')`);
 }
 
 export * as nn from './engine/nn.js';
