@@ -116,8 +116,12 @@ for (const b of backendNames) {
       const maml = new MAML({ model, loss: regressionLoss, params: mg.nn.initSineMLP(new mg.Random(0)), innerLr: 0.01, innerSteps: 1, testInnerSteps: 1, vectorized: true });
       const evalTasks = () => { const s = new SineTasks({ shots: 10, seed: 99 }); return Array.from({ length: 20 }, () => { const t = s.batch(1); return { xs: t.xs.reshape([10, 1]), ys: t.ys.reshape([10, 1]), xq: t.xq.reshape([10, 1]), yq: t.yq.reshape([10, 1]) }; }); };
       const before = await mg.tidy(() => maml.evaluate(evalTasks()));
-      const iterations = b === 'ref' ? 60 : 300;
-      for (let i = 0; i < iterations; i++) await mg.tidy(() => { const t = sine.batch(10); return maml.step([{ xs: t.xs, ys: t.ys, xq: t.xq, yq: t.yq }]); });
+      const iterations = 300;
+      const step = () => mg.tidy(() => { const t = sine.batch(10); return maml.step([{ xs: t.xs, ys: t.ys, xq: t.xq, yq: t.yq }]); });
+      await step();
+      const mem = mg.memory();
+      for (let i = 1; i < iterations; i++) await step();
+      expect(mg.memory(), 'meta-training keeps a flat footprint').toEqual(mem);
       const after = await mg.tidy(() => maml.evaluate(evalTasks()));
       expect(after.loss.mean).toBeLessThan(before.loss.mean * 0.8);
       maml.dispose();
@@ -131,7 +135,10 @@ for (const b of backendNames) {
       const evalTasks = () => { const s = new SineTasks({ shots: 10, seed: 98 }); return Array.from({ length: 20 }, () => task(s)); };
       const before = await mg.tidy(() => rep.evaluate(evalTasks()));
       const iterations = b === 'ref' ? 120 : 300;
-      for (let i = 0; i < iterations; i++) await mg.tidy(() => rep.step([task(sine), task(sine)]));
+      await mg.tidy(() => rep.step([task(sine), task(sine)]));
+      const mem = mg.memory();
+      for (let i = 1; i < iterations; i++) await mg.tidy(() => rep.step([task(sine), task(sine)]));
+      expect(mg.memory(), 'meta-training keeps a flat footprint').toEqual(mem);
       const after = await mg.tidy(() => rep.evaluate(evalTasks()));
       // Reptile converges slowly (the paper trains for 100k steps): ask for a clear, not a large, fall.
       expect(after.loss.mean).toBeLessThan(before.loss.mean * 0.92);
