@@ -12,7 +12,7 @@
 import { valueAndGrad } from '../engine/autodiff.js';
 import * as ops from '../engine/ops.js';
 import { Optimizer, OptimizerState, adam } from '../engine/optim.js';
-import { treeLeaves, treePaths, treeUnflatten } from '../engine/pytree.js';
+import { treeLeaves, treeMap, treePaths, treeUnflatten } from '../engine/pytree.js';
 import { keep, stopGradient, tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Loss, Model, Target, Task, evaluateTasks } from './task.js';
@@ -143,10 +143,24 @@ export class MAML<P> {
     return ops.div(perTask.reduce((a, b) => ops.add(a, b)), perTask.length);
   }
 
-  /** One meta-update on a batch of tasks; returns the meta-loss before the update. */
+  /**
+   * One meta-update on a batch of tasks; returns the meta-loss before the update. The meta-gradient
+   * is accumulated task by task, so only one task's second-order graph is alive at a time (32
+   * Omniglot tasks at once would not fit in WebAssembly's 4 GiB).
+   */
   async step(tasks: readonly Task[]): Promise<number> {
     const loss = tidy(() => {
-      const [value, g] = valueAndGrad((m: MetaParams<P>) => this.metaLoss(m, tasks))(this.meta);
+      let value: Tensor | null = null;
+      let sum: MetaParams<P> | null = null;
+      for (const t of tasks) {
+        const [v, g] = tidy(() => valueAndGrad((m: MetaParams<P>) => this.metaLoss(m, [t]))(this.meta));
+        if (value === null || sum === null) { value = v; sum = g; continue; }
+        const [nv, ng]: [Tensor, MetaParams<P>] = [ops.add(value, v), treeMap(ops.add, sum, g)];
+        for (const x of [value, v, ...treeLeaves(sum), ...treeLeaves(g)]) x.dispose();
+        value = nv; sum = ng;
+      }
+      value = ops.div(value!, tasks.length);
+      const g = treeMap((x) => ops.div(x, tasks.length), sum!);
       const { params: next, state } = this.opt.update(this.meta, g, this.optState);
       for (const t of [...treeLeaves(this.meta), ...treeLeaves(this.optState.slots)]) t.dispose();
       this.meta = keep(next);

@@ -139,8 +139,12 @@ export interface Conv4Options extends InitOptions {
   imageSize?: number;
   ways: number;
 }
-/** Conv4: 4 x [3x3 conv, batch norm, ReLU, 2x2 max-pool], then a linear classifier. */
-export function initConv4(rng: Random, o: Conv4Options): Params {
+/**
+ * Conv4: 4 x [3x3 conv, batch norm, ReLU, 2x2 max-pool], then a linear classifier. Xavier init by
+ * default, as the MAML reference (He init makes the 0.4-rate inner step overshoot at the start).
+ */
+export function initConv4(rng: Random, opts: Conv4Options): Params {
+  const o = { init: 'xavierUniform' as Init, ...opts };
   const f = o.filters ?? 64, c = o.inChannels ?? 1;
   let size = o.imageSize ?? 28;
   const blocks: Params[] = [];
@@ -148,7 +152,7 @@ export function initConv4(rng: Random, o: Conv4Options): Params {
     blocks.push({ conv: initConv2d(rng, i === 0 ? c : f, f, 3, o), bn: initBatchNorm(f, o) });
     size = Math.floor(size / 2);
   }
-  return { blocks, head: initLinear(rng, f * size * size, o.ways, { ...o, init: o.init ?? 'xavierUniform' }) };
+  return { blocks, head: initLinear(rng, f * size * size, o.ways, o) };
 }
 /** Conv4 forward. `bn(i)` gives block i's batch-norm mode (default: batch statistics). */
 export function conv4(p: Params, x: Tensor, bn: (block: number) => BatchNormMode = () => ({ stats: 'batch' })): Tensor {

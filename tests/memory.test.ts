@@ -89,3 +89,28 @@ for (const b of backendNames) {
     }, 300_000);
   });
 }
+
+describe('memory limits', () => {
+  it('running out of WebAssembly memory gives a clear error, and the backend keeps working', async () => {
+    const b = await activate('wasm');
+    const before = b.bytesInUse();
+    expect(() => b.alloc('float32', 2 ** 30)).toThrow(/wasm backend: out of memory allocating 4294967296 bytes .* limited to 4 GiB/);
+    expect(b.bytesInUse()).toBe(before);
+    mg.tidy(() => expect(mg.ones([4]).add(1).dataSync()[0]).toBe(2));
+  });
+});
+
+describe('memory limits (growth)', () => {
+  it('a tensor over the 1 GiB block limit, or memory that cannot grow, give clear errors', async () => {
+    const b = await activate('wasm');
+    expect(() => b.alloc('float32', 2 ** 28)).toThrow('wasm backend: a [268435456] float32 tensor needs 1073741824 bytes, more than the largest single block (1 GiB)');
+    const held = [];
+    try {
+      expect(() => { for (;;) held.push(b.alloc('float32', 2 ** 27)); }).toThrow(/wasm backend: out of memory allocating 536870912 bytes/);
+      expect(held.length).toBeGreaterThanOrEqual(6);
+    } finally {
+      held.forEach((s) => b.free(s));
+    }
+    mg.tidy(() => expect(mg.ones([4]).add(1).dataSync()[0]).toBe(2));
+  }, 120_000);
+});

@@ -113,7 +113,22 @@ export async function createWasmBackend(): Promise<WasmBackend> {
     if (!Number.isInteger(size) || size < 0) throw new RangeError(`wasm backend: bad storage size ${size}`);
     const bytes = size * bytesPerElement(dtype);
     // Size-0 storages own no memory (ptr 0 is never dereferenced for them).
-    const ptr = bytes === 0 ? 0 : (zero ? ex.allocZeroed(bytes) : ex.alloc(bytes)) >>> 0;
+    const outOfMemory = () => new Error(`wasm backend: out of memory allocating ${bytes} bytes for a [${size}] ${dtype} tensor ` +
+      `(${bytesLive} bytes live; WebAssembly memory is limited to 4 GiB): free tensors (tidy, dispose) or use smaller batches`);
+    // Sizes past 32 bits would wrap around in the allocator's usize argument and "succeed".
+    if (bytes >= 2 ** 32 - 65536) throw outOfMemory();
+    let ptr = 0;
+    try {
+      if (bytes > 0) ptr = (zero ? ex.allocZeroed(bytes) : ex.alloc(bytes)) >>> 0;
+    } catch (e) {
+      // The allocator traps (`unreachable`) when linear memory cannot grow, and aborts on a block
+      // larger than its largest size class: say what happened.
+      if (e instanceof WebAssembly.RuntimeError) throw outOfMemory();
+      if (e instanceof Error && e.message.includes('Allocation too large')) {
+        throw new Error(`wasm backend: a [${size}] ${dtype} tensor needs ${bytes} bytes, more than the largest single block (1 GiB)`);
+      }
+      throw e;
+    }
     bytesLive += bytes;
     return new WasmStorage(dtype, size, ptr);
   }
