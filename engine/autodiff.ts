@@ -68,7 +68,7 @@ export function backward(roots: readonly Tensor[], seeds: readonly Tensor[], tar
       const gi = tidy(() => primitives[node.prim].vjp!(g, node.inputs, t, node.attrs, needs));
       node.inputs.forEach((c, i) => {
         const gc = gi[i];
-        if (!needs[i] || !gc) { if (gc && gc !== g && !holders.has(gc)) gc.dispose(); return; }
+        if (!needs[i] || !gc) { if (gc && gc.id >= firstId && gc !== g && !holders.has(gc)) gc.dispose(); return; }
         if (gc.shape.length !== c.shape.length || gc.shape.some((d, j) => d !== c.shape[j])) {
           throw new Error(`internal: the ${node.prim} rule gave a cotangent ${shp(gc.shape)} for an input ${shp(c.shape)}`);
         }
