@@ -1,0 +1,144 @@
+"""PyTorch peer for the meta-learning step benchmarks, driven over stdin/stdout by bench/maml-steps.ts.
+
+Each input line is JSON {"bench": name, "iters": n, "threads": t}; the reply is {"ms": per-iteration milliseconds}
+for n back-to-back meta-steps (after the first request for a bench, which sets it up and warms it).
+Workloads mirror ours exactly: second-order MAML, inner SGD, Adam meta-update.
+  sine-loop     25 tasks, K=10 support and 10 query points, 1 inner step, MLP 1-40-40-1, per-task loop
+  sine-batched  the same, all tasks at once (per-task weights stacked on a leading axis, bmm)
+  omniglot      32 tasks, 5-way 1-shot, 15 queries, Conv4 (64 filters, batch-statistics BN), 1 inner step
+"""
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+torch.manual_seed(0)
+
+
+def sine_data(tasks, k):
+    amp = torch.empty(tasks, 1, 1).uniform_(0.1, 5.0)
+    phase = torch.empty(tasks, 1, 1).uniform_(0, 3.141592653589793)
+    xs = torch.empty(tasks, k, 1).uniform_(-5, 5)
+    xq = torch.empty(tasks, k, 1).uniform_(-5, 5)
+    return xs, amp * torch.sin(xs - phase), xq, amp * torch.sin(xq - phase)
+
+
+def mlp_params():
+    shapes = [(1, 40), (40,), (40, 40), (40,), (40, 1), (1,)]
+    ps = []
+    for s in shapes:
+        p = torch.empty(*s)
+        if len(s) == 2:
+            torch.nn.init.xavier_uniform_(p)
+        else:
+            p.zero_()
+        ps.append(p.requires_grad_())
+    return ps
+
+
+def mlp(p, x):
+    w1, b1, w2, b2, w3, b3 = p
+    # Works for one task (x [K,1], w [in,out]) and stacked tasks (x [T,K,1], w [T,in,out], b [T,out]).
+    h = F.relu(torch.matmul(x, w1) + b1.unsqueeze(-2))
+    h = F.relu(torch.matmul(h, w2) + b2.unsqueeze(-2))
+    return torch.matmul(h, w3) + b3.unsqueeze(-2)
+
+
+class SineLoop:
+    def __init__(self):
+        self.p = mlp_params()
+        self.opt = torch.optim.Adam(self.p, lr=1e-3)
+        self.data = sine_data(25, 10)
+
+    def step(self):
+        xs, ys, xq, yq = self.data
+        self.opt.zero_grad()
+        total = 0.0
+        for t in range(xs.shape[0]):
+            inner = F.mse_loss(mlp(self.p, xs[t]), ys[t])
+            g = torch.autograd.grad(inner, self.p, create_graph=True)
+            fast = [w - 0.01 * gw for w, gw in zip(self.p, g)]
+            total = total + F.mse_loss(mlp(fast, xq[t]), yq[t])
+        (total / xs.shape[0]).backward()
+        self.opt.step()
+
+
+class SineBatched(SineLoop):
+    def step(self):
+        xs, ys, xq, yq = self.data
+        T = xs.shape[0]
+        self.opt.zero_grad()
+        stacked = [w.unsqueeze(0).expand(T, *w.shape) for w in self.p]
+        inner = F.mse_loss(mlp(stacked, xs), ys) * T  # each task's gradient is its own mean loss's
+        g = torch.autograd.grad(inner, stacked, create_graph=True)
+        fast = [w - 0.01 * gw for w, gw in zip(stacked, g)]
+        F.mse_loss(mlp(fast, xq), yq).backward()
+        self.opt.step()
+
+
+def conv4_params(ways=5, filters=64):
+    ps = []
+    c = 1
+    for _ in range(4):
+        w = torch.empty(filters, c, 3, 3)
+        torch.nn.init.kaiming_normal_(w)
+        ps += [w, torch.zeros(filters), torch.ones(filters), torch.zeros(filters)]
+        c = filters
+    head = torch.empty(filters, ways)
+    torch.nn.init.xavier_uniform_(head)
+    ps += [head, torch.zeros(ways)]
+    return [p.requires_grad_() for p in ps]
+
+
+def conv4(p, x):
+    h = x
+    for i in range(4):
+        w, b, scale, shift = p[4 * i: 4 * i + 4]
+        h = F.conv2d(h, w, b, padding=1)
+        h = F.batch_norm(h, None, None, scale, shift, training=True)
+        h = F.max_pool2d(F.relu(h), 2)
+    return h.flatten(1) @ p[16] + p[17]
+
+
+class Omniglot:
+    def __init__(self):
+        self.p = conv4_params()
+        self.opt = torch.optim.Adam(self.p, lr=1e-3)
+        self.tasks = [(torch.rand(5, 1, 28, 28), torch.arange(5), torch.rand(75, 1, 28, 28), torch.arange(5).repeat_interleave(15))
+                      for _ in range(32)]
+
+    def step(self):
+        self.opt.zero_grad()
+        total = 0.0
+        for xs, ys, xq, yq in self.tasks:
+            g = torch.autograd.grad(F.cross_entropy(conv4(self.p, xs), ys), self.p, create_graph=True)
+            fast = [w - 0.4 * gw for w, gw in zip(self.p, g)]
+            total = total + F.cross_entropy(conv4(fast, xq), yq)
+        (total / len(self.tasks)).backward()
+        self.opt.step()
+
+
+BENCHES = {'sine-loop': SineLoop, 'sine-batched': SineBatched, 'omniglot': Omniglot}
+
+
+def main():
+    made = {}
+    print(json.dumps({'ready': True, 'torch': torch.__version__, 'threads': torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        torch.set_num_threads(req.get('threads', 1))
+        name = req['bench']
+        if name not in made:
+            made[name] = BENCHES[name]()
+            made[name].step()  # warm-up
+        b = made[name]
+        t0 = time.perf_counter()
+        for _ in range(req['iters']):
+            b.step()
+        print(json.dumps({'ms': (time.perf_counter() - t0) * 1000 / req['iters']}), flush=True)
+
+
+if __name__ == '__main__':
+    main()
