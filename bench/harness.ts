@@ -12,6 +12,8 @@ export interface Contender {
   op: () => void;
   /** Milliseconds an equivalent call already took in this process (a cross-check): if that is long, it was the warm-up. */
   warmedUpMs?: number;
+  /** Waits for queued work to complete (WebGPU); awaited inside the timed region of each repetition. */
+  finish?: () => Promise<void>;
 }
 
 export interface TimingOptions {
@@ -41,12 +43,13 @@ export async function timeInterleaved(cs: readonly Contender[], o: TimingOptions
     if (per < SLOW_OP_MS) {
       const tc = performance.now();
       c.op();
+      await c.finish?.();
       per = performance.now() - tc;
     }
     if (per < SLOW_OP_MS) {
       let n = 0;
       const t0 = performance.now();
-      do { c.op(); n++; } while (performance.now() - t0 < o.warmupMs);
+      do { c.op(); n++; await c.finish?.(); } while (performance.now() - t0 < o.warmupMs);
       per = (performance.now() - t0) / n;
     }
     iters.push(Math.max(1, Math.ceil(o.minRepMs / Math.max(per, 1e-6))));
@@ -60,6 +63,7 @@ export async function timeInterleaved(cs: readonly Contender[], o: TimingOptions
       gc();
       const t0 = performance.now();
       for (let j = 0; j < iters[i]; j++) c.op();
+      await c.finish?.();
       out[i].msPerOp.push((performance.now() - t0) / iters[i]);
     }
   }

@@ -2,7 +2,7 @@
 // where tfjs-wasm cannot run the workload) in one process. Prints a table and writes
 // bench/results/latest.json. See bench/README.md for what each row means.
 //
-//   npm run bench [-- --filter <substring>] [--quick] [--tiny] [--backend wasm|ref] [--out <file>]
+//   npm run bench [-- --filter <substring>] [--quick] [--tiny] [--backend wasm|webgpu|ref] [--out <file>]
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -42,11 +42,11 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--tiny') o.tiny = true;
     else if (a === '--backend') {
       const b = value();
-      if (b !== 'wasm' && b !== 'ref') throw new Error(`--backend must be wasm or ref, got '${b}'`);
+      if (b !== 'wasm' && b !== 'ref' && b !== 'webgpu') throw new Error(`--backend must be wasm, webgpu or ref, got '${b}'`);
       o.backend = b;
     } else if (a === '--out') o.out = path.resolve(value());
     else if (a === '--help' || a === '-h') {
-      console.log('npm run bench -- [--filter <substring>] [--quick] [--tiny] [--backend wasm|ref] [--out <file>]');
+      console.log('npm run bench -- [--filter <substring>] [--quick] [--tiny] [--backend wasm|webgpu|ref] [--out <file>]');
       process.exit(0);
     } else throw new Error(`unknown option '${a}' (try --help)`);
   }
@@ -99,6 +99,8 @@ interface Ctx {
   tf: Tfjs['tf'];
   oursImpl: string;
   oursThreads: number;
+  /** For WebGPU: waits until the GPU has finished, so its work is inside the timed region. */
+  finish?: () => Promise<void>;
   timing: TimingOptions;
   quick: boolean;
   memory: MemoryCheck[];
@@ -167,10 +169,10 @@ async function matmulBench(ctx: Ctx, m: number, k: number, n: number): Promise<R
       om.setup(); tm.setup();
       // Once per size: the two engines must agree, or a fast wrong kernel would pass.
       const c = matmul(a, b), tc = tf.matMul(ta, tb);
-      const err = relErr(c.dataSync(), tc.dataSync());
+      const err = relErr(await c.data(), tc.dataSync());
       c.dispose(); tc.dispose();
       const cs: Contender[] = [
-        { impl: ctx.oursImpl, threads: ctx.oursThreads, op: () => tidy(() => { matmul(a, b); }) },
+        { impl: ctx.oursImpl, threads: ctx.oursThreads, finish: ctx.finish, op: () => tidy(() => { matmul(a, b); }) },
         { impl: 'tfjs-wasm', threads: ctx.tfjs.wasmThreads, activate: () => useTfBackend(tf, 'wasm'), op: () => tf.tidy(() => { tf.matMul(ta, tb); }) },
       ];
       const rows = timedRows(name, 'GFLOP/s', cs, await timeInterleaved(cs, ctx.timing), 2 * m * n * k);
@@ -216,10 +218,10 @@ async function conv4TrainBench(ctx: Ctx, batch: number): Promise<Row[]> {
       om.setup(); tm.setup();
       const vg = valueAndGrad(conv4Loss);
       let oursLoss = 0, oursGrads: Float32Array[] = [];
-      tidy(() => {
+      await tidy(async () => {
         const [l, g] = vg(ours.params, ours.x, ours.y);
-        oursLoss = l.dataSync()[0];
-        oursGrads = flatParams(g).map((t) => t.dataSync() as Float32Array);
+        oursLoss = (await l.data())[0];
+        oursGrads = await Promise.all(flatParams(g).map(async (t) => (await t.data()) as Float32Array));
       });
       await useTfBackend(tf, 'cpu');
       const cpuGrads = tf.grads((...p: TF.Tensor[]) => tc.loss(p));
@@ -234,7 +236,7 @@ async function conv4TrainBench(ctx: Ctx, batch: number): Promise<Row[]> {
       const gradErr = Math.max(...oursGrads.map((g, i) => relErr(g, cpuGradVals[i])));
 
       const cs: Contender[] = [
-        { impl: ctx.oursImpl, threads: ctx.oursThreads, op: () => tidy(() => { vg(ours.params, ours.x, ours.y); }) },
+        { impl: ctx.oursImpl, threads: ctx.oursThreads, finish: ctx.finish, op: () => tidy(() => { vg(ours.params, ours.x, ours.y); }) },
         { impl: 'tfjs-cpu', threads: 1, activate: () => useTfBackend(tf, 'cpu'), op: () => tf.tidy(() => { cpuGrads(tc.params); }), warmedUpMs: cpuCheckMs },
       ];
       if (wasmError === null) {
@@ -272,10 +274,10 @@ async function conv4ForwardBench(ctx: Ctx, batch: number): Promise<Row[]> {
     const tw = tfConv4(tf, host);
     try {
       om.setup(); tm.setup();
-      const oursLoss = tidy(() => conv4Loss(ours.params, ours.x, ours.y).dataSync()[0]);
+      const oursLoss = await tidy(async () => (await conv4Loss(ours.params, ours.x, ours.y).data())[0]);
       const tfLoss = tf.tidy(() => tw.loss(tw.params).dataSync()[0]);
       const cs: Contender[] = [
-        { impl: ctx.oursImpl, threads: ctx.oursThreads, op: () => tidy(() => { conv4Loss(ours.params, ours.x, ours.y); }) },
+        { impl: ctx.oursImpl, threads: ctx.oursThreads, finish: ctx.finish, op: () => tidy(() => { conv4Loss(ours.params, ours.x, ours.y); }) },
         { impl: 'tfjs-wasm', threads: ctx.tfjs.wasmThreads, activate: () => useTfBackend(tf, 'wasm'), op: () => tf.tidy(() => { tw.loss(tw.params); }) },
       ];
       const rows = timedRows(name, 'ms', cs, await timeInterleaved(cs, ctx.timing), 0);
@@ -334,7 +336,14 @@ async function main(): Promise<void> {
   // Our backend reports a thread count if it has more than one; otherwise it runs on the calling thread.
   const oursThreads = typeof (ourBackend as { threads?: unknown }).threads === 'number' ? (ourBackend as unknown as { threads: number }).threads : 1;
   const timing: TimingOptions = o.quick ? { reps: 3, minRepMs: 20, warmupMs: 20 } : { reps: 7, minRepMs: 60, warmupMs: 150 };
-  const ctx: Ctx = { tfjs, tf: tfjs.tf, oursImpl: `ours-${ourBackend.name}`, oursThreads, timing, quick: o.quick, memory: [] };
+  // WebGPU on SwiftShader (no GPU) is a CPU emulation: its timings say nothing about GPUs, and the
+  // implementation name says so in every row and in the JSON.
+  const gpuDescription = (ourBackend as { description?: string }).description ?? '';
+  const emulated = ourBackend.name === 'webgpu' && /swiftshader/i.test(gpuDescription);
+  const oursImpl = `ours-${ourBackend.name}${emulated ? ' (SwiftShader CPU emulation: not a GPU timing)' : ''}`;
+  const finish = ourBackend.name === 'webgpu' ? () => (ourBackend as unknown as { sync(): Promise<void> }).sync() : undefined;
+  if (ourBackend.name === 'webgpu') console.log(`WebGPU adapter: ${gpuDescription}${emulated ? ' -- SwiftShader emulates the GPU on the CPU; these numbers are not meaningful GPU timings' : ''}`);
+  const ctx: Ctx = { tfjs, tf: tfjs.tf, oursImpl, oursThreads, finish, timing, quick: o.quick, memory: [] };
   const baseline = oursMem();
 
   const sizes = o.tiny ? [8, 16, 32] : [64, 128, 256, 512, 1024];
