@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { init, nn, optim, tidy, Random, Tensor, linspace, stack, tensor } from '../index.js';
-import { MAML, Reptile, classificationLoss, regressionLoss, formatSummary, Task } from '../algorithms/index.js';
+import { MAML, Reptile, classificationLoss, regressionLoss, formatSummary, Task, ForwardContext } from '../algorithms/index.js';
 import { EpisodeSampler, Omniglot, SineTasks, episodeTensors } from '../datasets/index.js';
 import { saveCheckpoint } from './checkpoint.js';
 import { linePlot } from './plot.js';
@@ -19,7 +19,10 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
 1 and 10 steps) to the output folder.
 
   --algorithm NAME   maml (default), fomaml (first order), metasgd (learned per-parameter rates),
-                     lslr (learned per-layer-per-step rates), anil (adapt the head only), reptile
+                     lslr (learned per-layer-per-step rates), anil (adapt the head only), reptile,
+                     mamlpp (MAML++: learned per-layer-per-step rates, multi-step loss annealed over
+                     the first 1/15 of training, first order for the first third, cosine-annealed
+                     meta rate, and on Omniglot per-step batch-norm running statistics)
   --dataset NAME     sine (default) or omniglot
   --data DIR         folder with Omniglot's images_background.zip and images_evaluation.zip
                      (and splits/vinyals/*.txt); required for omniglot
@@ -63,7 +66,7 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-const ALGORITHMS = ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'reptile'];
+const ALGORITHMS = ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'reptile', 'mamlpp'];
 
 async function main() {
   if (args.help) { process.stdout.write(HELP); return; }
@@ -86,7 +89,8 @@ async function main() {
   console.log(`metagrad: ${algorithm} on ${dataset}, backend ${args.backend}; ${JSON.stringify(cfg)}`);
 
   const rng = new Random(cfg.seed);
-  let params: any, model: (p: any, x: Tensor) => Tensor, nextTask: () => Task, evalSource: () => Task;
+  let params: any, model: (p: any, x: Tensor, ctx: ForwardContext) => Tensor, nextTask: () => Task, evalSource: () => Task;
+  const cleanup: (() => void)[] = [];
   let loss = regressionLoss;
   if (sine) {
     params = nn.initSineMLP(rng);
@@ -105,7 +109,14 @@ async function main() {
     const o = { ways: cfg.ways, shots: cfg.shots, queries: cfg.queries };
     const trainS = new EpisodeSampler(trainSet, { ...o, seed: cfg.seed + 1 }), testS = new EpisodeSampler(testSet, { ...o, seed: cfg.seed + 1_000_003 });
     params = nn.initConv4(rng, { ways: cfg.ways });
-    model = (p, x) => nn.conv4(p, x);
+    if (algorithm === 'mamlpp') {
+      // One set of statistics per inner step, plus one for the query pass after the last step.
+      const bn = new nn.PerStepBatchNormStats(Math.max(cfg.innerSteps, cfg.testSteps) + 1, 4, 64);
+      cleanup.push(() => bn.dispose());
+      model = (p, x, ctx) => nn.conv4(p, x, bn.mode(ctx.step, ctx.training), bn.update(ctx.step));
+    } else {
+      model = (p, x) => nn.conv4(p, x);
+    }
     loss = classificationLoss;
     nextTask = () => episodeTensors(trainS.next());
     evalSource = () => episodeTensors(testS.next());
@@ -115,8 +126,11 @@ async function main() {
   const learner = algorithm === 'reptile'
     ? new Reptile({ ...common, metaLr: cfg.metaLr, metaSteps: cfg.iterations })
     : new MAML({
-      ...common, firstOrder: algorithm === 'fomaml', metaOptimizer: optim.adam({ lr: cfg.metaLr }),
-      learnedLr: algorithm === 'metasgd' ? 'per-parameter' : algorithm === 'lslr' ? 'per-layer-per-step' : 'none',
+      ...common, firstOrder: algorithm === 'fomaml',
+      metaOptimizer: optim.adam({ lr: algorithm === 'mamlpp' ? optim.schedules.cosine(cfg.metaLr, cfg.iterations, cfg.metaLr / 100) : cfg.metaLr }),
+      learnedLr: algorithm === 'metasgd' ? 'per-parameter' : algorithm === 'lslr' || algorithm === 'mamlpp' ? 'per-layer-per-step' : 'none',
+      multiStepLoss: algorithm === 'mamlpp' ? Math.ceil(cfg.iterations / 15) : undefined,
+      secondOrderFrom: algorithm === 'mamlpp' ? Math.floor(cfg.iterations / 3) : undefined,
       adapt: algorithm === 'anil' ? (path: string) => path.startsWith(sine ? 'l3' : 'head') : undefined,
       vectorized: sine,
     });
@@ -158,9 +172,10 @@ async function main() {
   if (sine) writeFileSync(join(out, 'adaptation.svg'), await tidy(() => sinePlot(learner, model, cfg)));
   console.log(`trained ${cfg.iterations} iterations in ${trainSeconds.toFixed(1)} s; wrote ${join(out, 'checkpoint.json')}, report.json${sine ? ', adaptation.svg' : ''}`);
   learner.dispose();
+  cleanup.forEach((f) => f());
 }
 
-async function sinePlot(learner: MAML<any> | Reptile<any>, model: (p: any, x: Tensor) => Tensor, cfg: { shots: number; seed: number; testSteps: number }): Promise<string> {
+async function sinePlot(learner: MAML<any> | Reptile<any>, model: (p: any, x: Tensor, ctx: ForwardContext) => Tensor, cfg: { shots: number; seed: number; testSteps: number }): Promise<string> {
   const task = new SineTasks({ shots: cfg.shots, seed: cfg.seed + 7 }).next();
   const xs = tensor(task.xs, [cfg.shots, 1], { dtype: 'float32' }), ys = tensor(task.ys, [cfg.shots, 1], { dtype: 'float32' });
   const grid = linspace(-5, 5, 200).reshape([200, 1]);
@@ -168,7 +183,7 @@ async function sinePlot(learner: MAML<any> | Reptile<any>, model: (p: any, x: Te
   const adaptTo = (steps: number) => (learner instanceof MAML
     ? learner.adapt(learner.meta, xs.expandDims(0), ys.expandDims(0), steps, true, false)
     : learner.adapt(learner.params, xs, ys, steps, false));
-  const curveAt = async (steps: number) => Array.from(await model(steps === 0 ? (learner instanceof MAML ? learner.meta.params : learner.params) : adaptTo(steps), grid).data());
+  const curveAt = async (steps: number) => Array.from(await model(steps === 0 ? (learner instanceof MAML ? learner.meta.params : learner.params) : adaptTo(steps), grid, { step: steps, training: false }).data());
   const truth = gx.map((x) => task.amplitude * Math.sin(x - task.phase));
   return linePlot([
     { label: 'ground truth', x: gx, y: truth, color: '#d62728' },

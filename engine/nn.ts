@@ -4,7 +4,7 @@
 
 import type { DType } from '../kernels/backend.js';
 import * as ops from './ops.js';
-import { noGrad } from './runtime.js';
+import { keep, noGrad } from './runtime.js';
 import type { Random } from './random.js';
 import type { Tensor } from './tensor.js';
 
@@ -154,12 +154,53 @@ export function initConv4(rng: Random, opts: Conv4Options): Params {
   }
   return { blocks, head: initLinear(rng, f * size * size, o.ways, o) };
 }
-/** Conv4 forward. `bn(i)` gives block i's batch-norm mode (default: batch statistics). */
-export function conv4(p: Params, x: Tensor, bn: (block: number) => BatchNormMode = () => ({ stats: 'batch' })): Tensor {
+/**
+ * Conv4 forward. `bn(i)` gives block i's batch-norm mode (default: batch statistics); with running
+ * statistics, `onRunning(i, stats)` receives block i's updated statistics.
+ */
+export function conv4(p: Params, x: Tensor, bn: (block: number) => BatchNormMode = () => ({ stats: 'batch' }),
+  onRunning?: (block: number, stats: RunningStats) => void): Tensor {
   let h = x;
   (p.blocks as Params[]).forEach((b, i) => {
     const c = conv2dLayer(b.conv as Conv2dParams, h, { padding: 1 });
-    h = ops.maxPool2d(ops.relu(batchNorm(b.bn as BatchNormParams, c, bn(i)).y), 2);
+    const { y, running } = batchNorm(b.bn as BatchNormParams, c, bn(i));
+    if (running && onRunning) onRunning(i, running);
+    h = ops.maxPool2d(ops.relu(y), 2);
   });
   return linear(p.head as LinearParams, ops.flatten(h));
+}
+
+/**
+ * Running batch-norm statistics kept separately for every inner-loop step (MAML++'s "BNRS",
+ * Antoniou et al. 2019): step s of adaptation normalises with, and updates, its own statistics;
+ * at test time each step uses the statistics it accumulated. Owns its tensors: call dispose().
+ */
+export class PerStepBatchNormStats {
+  private readonly stats: RunningStats[][];
+
+  constructor(steps: number, blocks: number, channels: number, private readonly momentum = 0.1, o: { dtype?: DType } = {}) {
+    this.stats = Array.from({ length: steps }, () => Array.from({ length: blocks }, () => keep(initRunningStats(channels, o))));
+  }
+
+  /** Batch-norm modes for forward passes at inner step `step` (clamped to the last one kept). */
+  mode(step: number, training: boolean): (block: number) => BatchNormMode {
+    const s = this.stats[Math.min(step, this.stats.length - 1)];
+    return (block) => ({ stats: 'running', running: s[block], training, momentum: this.momentum });
+  }
+
+  /** Receives updated statistics (conv4's onRunning) and keeps them in place of the old ones. */
+  update(step: number): (block: number, stats: RunningStats) => void {
+    return (block, next) => {
+      const row = this.stats[Math.min(step, this.stats.length - 1)];
+      if (row[block] === next) return;
+      row[block].mean.dispose();
+      row[block].variance.dispose();
+      row[block] = keep(next);
+    };
+  }
+
+  /** The statistics of one step and block (for inspection and checkpoints). */
+  at(step: number, block: number): RunningStats { return this.stats[step][block]; }
+
+  dispose(): void { this.stats.flat().forEach((r) => { r.mean.dispose(); r.variance.dispose(); }); }
 }

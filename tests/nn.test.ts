@@ -51,6 +51,29 @@ for (const b of backendNames) {
       });
     });
 
+    it('per-step batch-norm statistics (MAML++): each inner step updates and uses its own, without leaking', async () => {
+      await activate(b);
+      const rng = new mg.Random(3);
+      const params = mg.nn.initConv4(rng, { ways: 3, filters: 4 });
+      const stats = new mg.nn.PerStepBatchNormStats(2, 4, 4, 0.5);
+      const x = rng.normal([6, 1, 28, 28], { mean: 1 });
+      const forward = (step: number, training: boolean) => mg.tidy(() => {
+        mg.nn.conv4(params, x, stats.mode(step, training), stats.update(step));
+      });
+      forward(0, true);
+      const before = mg.memory();
+      expect(Array.from(stats.at(0, 0).mean.dataSync()).some((v) => v !== 0)).toBe(true);
+      expect(Array.from(stats.at(1, 0).mean.dataSync())).toEqual([0, 0, 0, 0]);
+      for (let i = 0; i < 20; i++) forward(i % 2, true);
+      expect(mg.memory()).toEqual(before);
+      // At test time step 1 normalises with step 1's statistics, so its output differs from step 0's.
+      const out = (step: number) => mg.tidy(() => Array.from(mg.nn.conv4(params, x, stats.mode(step, false)).dataSync()));
+      expect(out(0)).not.toEqual(out(1));
+      stats.dispose();
+      x.dispose();
+      mg.treeLeaves(params).forEach((t) => t.dispose());
+    });
+
     it('LSTM cell and batch norm are differentiable (float64 differences)', async () => {
       await activate(b);
       mg.tidy(() => {
