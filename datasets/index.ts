@@ -1,7 +1,7 @@
 // Datasets (Node only: they read files). Import from 'metagrad/datasets'.
 export { Omniglot } from './omniglot.js';
 export type { OmniglotOptions, OmniglotSplit } from './omniglot.js';
-export { EpisodeSampler, episodeTensors } from './sampler.js';
+export { EpisodeSampler, BatchSampler, episodeTensors } from './sampler.js';
 export type { ClassDataset, Episode, EpisodeOptions } from './sampler.js';
 export { SineTasks, sineCurve } from './sine.js';
 export type { SineTask, SineOptions } from './sine.js';

@@ -77,3 +77,20 @@ export function episodeTensors(e: Episode, dtype: DType = 'float32'): { xs: Tens
     yq: e.queryLabels,
   };
 }
+
+/** Plain supervised batches over all classes of a dataset (labels are the dataset's class indices). */
+export class BatchSampler {
+  private readonly rng: Random;
+  constructor(readonly data: ClassDataset, readonly batchSize: number, seed = 0) { this.rng = new Random(seed); }
+
+  next(dtype: DType = 'float32'): { x: Tensor; labels: Int32Array } {
+    const per = this.data.imageShape.reduce((a, b) => a * b, 1);
+    const buf = new Float32Array(this.batchSize * per), labels = new Int32Array(this.batchSize);
+    for (let i = 0; i < this.batchSize; i++) {
+      const c = this.rng.int(this.data.numClasses);
+      this.data.writeImage(c, this.rng.int(this.data.examplesOf(c)), buf, i * per);
+      labels[i] = c;
+    }
+    return { x: tensor(buf, [this.batchSize, ...this.data.imageShape], { dtype }), labels };
+  }
+}

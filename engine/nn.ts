@@ -160,6 +160,12 @@ export function initConv4(rng: Random, opts: Conv4Options): Params {
  */
 export function conv4(p: Params, x: Tensor, bn: (block: number) => BatchNormMode = () => ({ stats: 'batch' }),
   onRunning?: (block: number, stats: RunningStats) => void): Tensor {
+  return linear(p.head as LinearParams, conv4Features(p, x, bn, onRunning));
+}
+
+/** Conv4 without its head: the flattened features [N, filters * s * s]. */
+export function conv4Features(p: Params, x: Tensor, bn: (block: number) => BatchNormMode = () => ({ stats: 'batch' }),
+  onRunning?: (block: number, stats: RunningStats) => void): Tensor {
   let h = x;
   (p.blocks as Params[]).forEach((b, i) => {
     const c = conv2dLayer(b.conv as Conv2dParams, h, { padding: 1 });
@@ -167,7 +173,7 @@ export function conv4(p: Params, x: Tensor, bn: (block: number) => BatchNormMode
     if (running && onRunning) onRunning(i, running);
     h = ops.maxPool2d(ops.relu(y), 2);
   });
-  return linear(p.head as LinearParams, ops.flatten(h));
+  return ops.flatten(h);
 }
 
 /**

@@ -146,3 +146,30 @@ for (const b of backendNames) {
     }, 120_000);
   });
 }
+
+describe('fine-tuning baseline', () => {
+  it('pretraining on Omniglot lowers the loss, and fine-tuned heads beat chance on test tasks', async () => {
+    await activate('wasm');
+    const { Omniglot, BatchSampler, EpisodeSampler, episodeTensors } = await import('../datasets/index.js');
+    const { FineTuneBaseline } = await import('../algorithms/index.js');
+    const omni = Omniglot.load({ root: new URL('../../shared/data/omniglot', import.meta.url).pathname, cacheDir: (await import('node:os')).tmpdir() + '/metagrad-test-cache' });
+    const train = omni.split('train');
+    // A small backbone and 40 training classes keep this a few seconds; it is a behaviour test.
+    const classes = { ...train, numClasses: 40 };
+    const rng = new mg.Random(0);
+    const backbone = mg.nn.initConv4(rng, { ways: 40, filters: 16 });
+    const ft = new FineTuneBaseline({ features: (p: any, x: Tensor) => mg.nn.conv4Features(p, x), featureDim: 16, params: backbone as any, headSteps: 50, headLr: 0.5 });
+    const batches = new BatchSampler(classes, 32, 1);
+    const losses: number[] = [];
+    for (let i = 0; i < 60; i++) losses.push(await mg.tidy(() => { const b = batches.next(); return ft.pretrainStep(b.x, b.labels); }));
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    expect(mean(losses.slice(-10))).toBeLessThan(mean(losses.slice(0, 10)) * 0.8);
+    const episodes = new EpisodeSampler(omni.split('test'), { ways: 5, shots: 5, queries: 5, seed: 3 });
+    const tasks = Array.from({ length: 10 }, () => episodeTensors(episodes.next()));
+    const r = await ft.evaluate(tasks);
+    expect(r.accuracy.n).toBe(10);
+    expect(r.accuracy.mean).toBeGreaterThan(0.3);   // chance is 0.2
+    tasks.forEach((t) => { t.xs.dispose(); t.xq.dispose(); });
+    ft.dispose();
+  }, 120_000);
+});
