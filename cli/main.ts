@@ -5,9 +5,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { init, nn, optim, tidy, Random, Tensor, linspace, stack, tensor } from '../index.js';
-import { MAML, Reptile, classificationLoss, regressionLoss, formatSummary, Task, ForwardContext } from '../algorithms/index.js';
-import { EpisodeSampler, Omniglot, SineTasks, episodeTensors } from '../datasets/index.js';
+import { init, nn, optim, tidy, Random, Tensor, linspace, stack, tensor, treeLeaves } from '../index.js';
+import { FineTuneBaseline, MAML, Reptile, classificationLoss, regressionLoss, formatSummary, Task, ForwardContext, Summary } from '../algorithms/index.js';
+import { BatchSampler, EpisodeSampler, Omniglot, SineTasks, episodeTensors, ClassDataset } from '../datasets/index.js';
 import { saveCheckpoint } from './checkpoint.js';
 import { linePlot } from './plot.js';
 import { Progress } from './progress.js';
@@ -22,7 +22,9 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
                      lslr (learned per-layer-per-step rates), anil (adapt the head only), reptile,
                      mamlpp (MAML++: learned per-layer-per-step rates, multi-step loss annealed over
                      the first 1/15 of training, first order for the first third, cosine-annealed
-                     meta rate, and on Omniglot per-step batch-norm running statistics)
+                     meta rate, and on Omniglot per-step batch-norm running statistics),
+                     finetune (Omniglot: pretrain Conv4 over all training classes in batches of
+                     meta-batch x ways images, then fit a new head per test task)
   --dataset NAME     sine (default) or omniglot
   --data DIR         folder with Omniglot's images_background.zip and images_evaluation.zip
                      (and splits/vinyals/*.txt); required for omniglot
@@ -66,7 +68,7 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-const ALGORITHMS = ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'reptile', 'mamlpp'];
+const ALGORITHMS = ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'reptile', 'mamlpp', 'finetune'];
 
 async function main() {
   if (args.help) { process.stdout.write(HELP); return; }
@@ -91,6 +93,8 @@ async function main() {
   const rng = new Random(cfg.seed);
   let params: any, model: (p: any, x: Tensor, ctx: ForwardContext) => Tensor, nextTask: () => Task, evalSource: () => Task;
   const cleanup: (() => void)[] = [];
+  let trainClasses: ClassDataset | null = null;
+  let plot: (() => Promise<string>) | null = null;
   let loss = regressionLoss;
   if (sine) {
     params = nn.initSineMLP(rng);
@@ -118,37 +122,59 @@ async function main() {
       model = (p, x) => nn.conv4(p, x);
     }
     loss = classificationLoss;
+    trainClasses = trainSet;
     nextTask = () => episodeTensors(trainS.next());
     evalSource = () => episodeTensors(testS.next());
   }
 
   const common = { model, loss, params, innerLr: cfg.innerLr, innerSteps: cfg.innerSteps, testInnerSteps: cfg.testSteps };
-  const learner = algorithm === 'reptile'
-    ? new Reptile({ ...common, metaLr: cfg.metaLr, metaSteps: cfg.iterations })
-    : new MAML({
-      ...common, firstOrder: algorithm === 'fomaml',
-      metaOptimizer: optim.adam({ lr: algorithm === 'mamlpp' ? optim.schedules.cosine(cfg.metaLr, cfg.iterations, cfg.metaLr / 100) : cfg.metaLr }),
-      learnedLr: algorithm === 'metasgd' ? 'per-parameter' : algorithm === 'lslr' || algorithm === 'mamlpp' ? 'per-layer-per-step' : 'none',
-      multiStepLoss: algorithm === 'mamlpp' ? Math.ceil(cfg.iterations / 15) : undefined,
-      secondOrderFrom: algorithm === 'mamlpp' ? Math.floor(cfg.iterations / 3) : undefined,
-      adapt: algorithm === 'anil' ? (path: string) => path.startsWith(sine ? 'l3' : 'head') : undefined,
-      vectorized: sine,
-    });
-  const learned = () => (learner instanceof MAML ? learner.meta.params : learner.params);
-
-  // Sine MAML runs all tasks of a meta-batch at once (stacked on a leading axis).
-  const batch = (): Task[] => {
-    if (!(sine && learner instanceof MAML)) return Array.from({ length: cfg.metaBatch }, nextTask);
-    const ts = Array.from({ length: cfg.metaBatch }, nextTask);
-    return [{ xs: stack(ts.map((t) => t.xs)), ys: stack(ts.map((t) => t.ys as Tensor)), xq: stack(ts.map((t) => t.xq)), yq: stack(ts.map((t) => t.yq as Tensor)) }];
-  };
+  // Every algorithm as the same three operations: one training step, evaluation, its parameters.
+  let step: () => Promise<number>;
+  let evaluate: (tasks: Task[], steps: number) => Promise<{ loss: Summary; accuracy?: Summary }>;
+  let learned: () => unknown;
+  let dispose: () => void;
+  if (algorithm === 'finetune') {
+    if (!trainClasses) fail('--algorithm finetune needs a classification dataset (--dataset omniglot)');
+    // Pretraining: ordinary batches over every training class, one head output per class.
+    treeLeaves(params).forEach((t) => t.dispose());
+    const backbone = nn.initConv4(rng, { ways: trainClasses.numClasses });
+    const ft = new FineTuneBaseline({ features: (p: any, x: Tensor) => nn.conv4Features(p, x), featureDim: 64, params: backbone as any, optimizer: optim.adam({ lr: cfg.metaLr }) });
+    const batches = new BatchSampler(trainClasses, cfg.metaBatch * cfg.ways, cfg.seed + 1);
+    step = () => tidy(() => { const b = batches.next(); return ft.pretrainStep(b.x, b.labels); });
+    evaluate = (tasks) => ft.evaluate(tasks);
+    learned = () => ft.params;
+    dispose = () => ft.dispose();
+  } else {
+    const learner = algorithm === 'reptile'
+      ? new Reptile({ ...common, metaLr: cfg.metaLr, metaSteps: cfg.iterations })
+      : new MAML({
+        ...common, firstOrder: algorithm === 'fomaml',
+        metaOptimizer: optim.adam({ lr: algorithm === 'mamlpp' ? optim.schedules.cosine(cfg.metaLr, cfg.iterations, cfg.metaLr / 100) : cfg.metaLr }),
+        learnedLr: algorithm === 'metasgd' ? 'per-parameter' : algorithm === 'lslr' || algorithm === 'mamlpp' ? 'per-layer-per-step' : 'none',
+        multiStepLoss: algorithm === 'mamlpp' ? Math.ceil(cfg.iterations / 15) : undefined,
+        secondOrderFrom: algorithm === 'mamlpp' ? Math.floor(cfg.iterations / 3) : undefined,
+        adapt: algorithm === 'anil' ? (path: string) => path.startsWith(sine ? 'l3' : 'head') : undefined,
+        vectorized: sine,
+      });
+    // Sine MAML runs all tasks of a meta-batch at once (stacked on a leading axis).
+    const batch = (): Task[] => {
+      const ts = Array.from({ length: cfg.metaBatch }, nextTask);
+      if (!(sine && learner instanceof MAML)) return ts;
+      return [{ xs: stack(ts.map((t) => t.xs)), ys: stack(ts.map((t) => t.ys as Tensor)), xq: stack(ts.map((t) => t.xq)), yq: stack(ts.map((t) => t.yq as Tensor)) }];
+    };
+    step = () => tidy(() => learner.step(batch()));
+    evaluate = (tasks, steps) => learner.evaluate(tasks, steps);
+    learned = () => (learner instanceof MAML ? learner.meta.params : learner.params);
+    dispose = () => learner.dispose();
+    if (sine) plot = () => sinePlot(learner, model, cfg);
+  }
 
   const curve: { iteration: number; loss: number; seconds: number }[] = [];
   const progress = new Progress(cfg.iterations, 'meta-training');
   const t0 = performance.now();
   let avg = NaN;
   for (let i = 1; i <= cfg.iterations; i++) {
-    const l = await tidy(() => learner.step(batch()));
+    const l = await step();
     avg = Number.isNaN(avg) ? l : 0.98 * avg + 0.02 * l;
     if (i % 10 === 0 || i === cfg.iterations) {
       curve.push({ iteration: i, loss: l, seconds: (performance.now() - t0) / 1000 });
@@ -163,15 +189,16 @@ async function main() {
   const report: Record<string, unknown> = { config: cfg, trainSeconds, curve };
   const stepsToReport = sine ? [0, 1, cfg.testSteps] : [cfg.testSteps];
   for (const steps of [...new Set(stepsToReport)]) {
-    const r = await tidy(async () => learner.evaluate(evalSet(cfg.evalTasks), steps));
+    const r = await tidy(async () => evaluate(evalSet(cfg.evalTasks), steps));
     report[`eval_${steps}_steps`] = r;
     const what = r.accuracy ? `accuracy ${formatSummary(r.accuracy, 100)} %` : `MSE ${formatSummary(r.loss, 1, 3)}`;
-    console.log(`${steps === 0 ? 'pre-adaptation' : `after ${steps} step${steps > 1 ? 's' : ''}`}: ${what} over ${cfg.evalTasks} test tasks`);
+    const when = algorithm === 'finetune' ? 'with a fine-tuned head' : steps === 0 ? 'pre-adaptation' : `after ${steps} step${steps > 1 ? 's' : ''}`;
+    console.log(`${when}: ${what} over ${cfg.evalTasks} test tasks`);
   }
   writeFileSync(join(out, 'report.json'), JSON.stringify(report, null, 1));
-  if (sine) writeFileSync(join(out, 'adaptation.svg'), await tidy(() => sinePlot(learner, model, cfg)));
+  if (plot) writeFileSync(join(out, 'adaptation.svg'), await tidy(plot));
   console.log(`trained ${cfg.iterations} iterations in ${trainSeconds.toFixed(1)} s; wrote ${join(out, 'checkpoint.json')}, report.json${sine ? ', adaptation.svg' : ''}`);
-  learner.dispose();
+  dispose();
   cleanup.forEach((f) => f());
 }
 
