@@ -34,11 +34,15 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
   --queries Q        query examples per class (default 15 omniglot; sine: as shots)
   --meta-batch T     tasks per meta-update (default 25 sine, 32 omniglot)
   --iterations N     meta-updates (default 5000 sine, 2000 omniglot)
-  --inner-lr A       inner-loop step size (default 0.01 sine, 0.4 omniglot)
+  --inner-lr A       inner-loop step size (default 0.01 sine, 0.1 omniglot; the MAML paper's 0.4
+                     makes this max-pool Conv4 diverge on its first steps)
   --inner-steps S    inner steps in training (default 1)
   --test-steps S     inner steps at evaluation (default 10 sine, 3 omniglot)
   --meta-lr B        Adam step size of the meta-update (default 0.001); Reptile's outer step (default 1)
   --eval-tasks N     held-out tasks for the final evaluation (default 500 sine, 600 omniglot)
+  --eval-every N     also score 100 held-out tasks every N iterations, for the learning curve in
+                     report.json (Omniglot: the Vinyals validation classes, or with --split maml the
+                     test classes under another seed; default 0 = never)
   --checkpoint-every N   save a checkpoint every N iterations (default 500)
   --seed S           seed for initialisation and task sampling (default 0)
   --backend NAME     wasm (default) or ref (float64 reference loops, slow)
@@ -52,6 +56,7 @@ const args = parseArgs({
     split: { type: 'string', default: 'vinyals' }, ways: { type: 'string' }, shots: { type: 'string' }, queries: { type: 'string' },
     'meta-batch': { type: 'string' }, iterations: { type: 'string' }, 'inner-lr': { type: 'string' }, 'inner-steps': { type: 'string' },
     'test-steps': { type: 'string' }, 'meta-lr': { type: 'string' }, 'eval-tasks': { type: 'string' }, 'checkpoint-every': { type: 'string' },
+    'eval-every': { type: 'string' },
     seed: { type: 'string' }, backend: { type: 'string', default: 'wasm' }, out: { type: 'string' }, help: { type: 'boolean' },
   },
 }).values;
@@ -81,9 +86,9 @@ async function main() {
     algorithm, dataset, backend: args.backend,
     ways: num('ways', 5), shots: num('shots', sine ? 10 : 1), queries: num('queries', sine ? num('shots', 10) : 15),
     metaBatch: num('meta-batch', sine ? 25 : 32), iterations: num('iterations', sine ? 5000 : 2000),
-    innerLr: num('inner-lr', sine ? 0.01 : 0.4), innerSteps: num('inner-steps', 1), testSteps: num('test-steps', sine ? 10 : 3),
+    innerLr: num('inner-lr', sine ? 0.01 : 0.1), innerSteps: num('inner-steps', 1), testSteps: num('test-steps', sine ? 10 : 3),
     metaLr: num('meta-lr', algorithm === 'reptile' ? 1 : 0.001), evalTasks: num('eval-tasks', sine ? 500 : 600),
-    checkpointEvery: num('checkpoint-every', 500), seed: num('seed', 0),
+    checkpointEvery: num('checkpoint-every', 500), evalEvery: num('eval-every', 0), seed: num('seed', 0),
   };
   const out = args.out ?? join('runs', `${dataset}-${algorithm}`);
   mkdirSync(out, { recursive: true });
@@ -91,7 +96,7 @@ async function main() {
   console.log(`metagrad: ${algorithm} on ${dataset}, backend ${args.backend}; ${JSON.stringify(cfg)}`);
 
   const rng = new Random(cfg.seed);
-  let params: any, model: (p: any, x: Tensor, ctx: ForwardContext) => Tensor, nextTask: () => Task, evalSource: () => Task;
+  let params: any, model: (p: any, x: Tensor, ctx: ForwardContext) => Tensor, nextTask: () => Task, evalSource: () => Task, curveSource: () => Task;
   const cleanup: (() => void)[] = [];
   let trainClasses: ClassDataset | null = null;
   let plot: (() => Promise<string>) | null = null;
@@ -102,8 +107,10 @@ async function main() {
     const train = new SineTasks({ shots: cfg.shots, queries: cfg.queries, seed: cfg.seed + 1 });
     const test = new SineTasks({ shots: cfg.shots, queries: cfg.queries, seed: cfg.seed + 1_000_003 });
     const one = (s: SineTasks): Task => { const b = s.batch(1); return { xs: b.xs.reshape([-1, 1]), ys: b.ys.reshape([-1, 1]), xq: b.xq.reshape([-1, 1]), yq: b.yq.reshape([-1, 1]) }; };
+    const curveTasks = new SineTasks({ shots: cfg.shots, queries: cfg.queries, seed: cfg.seed + 2_000_003 });
     nextTask = () => one(train);
     evalSource = () => one(test);
+    curveSource = () => one(curveTasks);
   } else {
     if (!args.data) fail('--dataset omniglot needs --data DIR (the folder with images_background.zip and images_evaluation.zip)');
     const omni = Omniglot.load({ root: args.data, onProgress: (d, t) => process.stderr.write(`\rdecoding Omniglot ${d}/${t}`) });
@@ -112,6 +119,7 @@ async function main() {
     const trainSet = omni.split(split === 'maml' ? 'trainval' : 'train', split), testSet = omni.split('test', split);
     const o = { ways: cfg.ways, shots: cfg.shots, queries: cfg.queries };
     const trainS = new EpisodeSampler(trainSet, { ...o, seed: cfg.seed + 1 }), testS = new EpisodeSampler(testSet, { ...o, seed: cfg.seed + 1_000_003 });
+    const curveS = new EpisodeSampler(split === 'maml' ? testSet : omni.split('val', split), { ...o, seed: cfg.seed + 2_000_003 });
     params = nn.initConv4(rng, { ways: cfg.ways });
     if (algorithm === 'mamlpp') {
       // One set of statistics per inner step, plus one for the query pass after the last step.
@@ -125,6 +133,7 @@ async function main() {
     trainClasses = trainSet;
     nextTask = () => episodeTensors(trainS.next());
     evalSource = () => episodeTensors(testS.next());
+    curveSource = () => episodeTensors(curveS.next());
   }
 
   const common = { model, loss, params, innerLr: cfg.innerLr, innerSteps: cfg.innerSteps, testInnerSteps: cfg.testSteps };
@@ -169,9 +178,10 @@ async function main() {
     if (sine) plot = () => sinePlot(learner, model, cfg);
   }
 
-  const curve: { iteration: number; loss: number; seconds: number }[] = [];
+  const evalSet = (source: () => Task, n: number) => { const s = [] as Task[]; for (let i = 0; i < n; i++) s.push(source()); return s; };
+  const curve: { iteration: number; loss: number; seconds: number; heldOut?: Summary }[] = [];
   const progress = new Progress(cfg.iterations, 'meta-training');
-  const t0 = performance.now();
+  let t0 = performance.now();
   let avg = NaN;
   for (let i = 1; i <= cfg.iterations; i++) {
     const l = await step();
@@ -180,16 +190,24 @@ async function main() {
       curve.push({ iteration: i, loss: l, seconds: (performance.now() - t0) / 1000 });
       progress.update(i, { loss: avg });
     }
+    if (cfg.evalEvery > 0 && i % cfg.evalEvery === 0) {
+      // Held-out score for the learning curve; its time is not counted in the training time.
+      const e0 = performance.now();
+      const r = await tidy(async () => evaluate(evalSet(curveSource, 100), cfg.testSteps));
+      const heldOut = r.accuracy ?? r.loss;
+      curve.push({ iteration: i, loss: l, seconds: (e0 - t0) / 1000, heldOut });
+      progress.note(`held-out ${r.accuracy ? 'accuracy' : 'MSE'} at ${i}: ${formatSummary(heldOut, r.accuracy ? 100 : 1, 3)}${r.accuracy ? ' %' : ''} (${cfg.testSteps} steps)`, performance.now() - e0);
+      t0 += performance.now() - e0;
+    }
     if (i % cfg.checkpointEvery === 0) await saveCheckpoint(join(out, 'checkpoint.json'), learned(), { iteration: i, config: cfg });
   }
   const trainSeconds = (performance.now() - t0) / 1000;
   await saveCheckpoint(join(out, 'checkpoint.json'), learned(), { iteration: cfg.iterations, config: cfg });
 
-  const evalSet = (n: number) => { const s = [] as Task[]; for (let i = 0; i < n; i++) s.push(evalSource()); return s; };
   const report: Record<string, unknown> = { config: cfg, trainSeconds, curve };
   const stepsToReport = sine ? [0, 1, cfg.testSteps] : [cfg.testSteps];
   for (const steps of [...new Set(stepsToReport)]) {
-    const r = await tidy(async () => evaluate(evalSet(cfg.evalTasks), steps));
+    const r = await tidy(async () => evaluate(evalSet(evalSource, cfg.evalTasks), steps));
     report[`eval_${steps}_steps`] = r;
     const what = r.accuracy ? `accuracy ${formatSummary(r.accuracy, 100)} %` : `MSE ${formatSummary(r.loss, 1, 3)}`;
     const when = algorithm === 'finetune' ? 'with a fine-tuned head' : steps === 0 ? 'pre-adaptation' : `after ${steps} step${steps > 1 ? 's' : ''}`;

@@ -2,7 +2,7 @@
 // and prints a plain line every 10% otherwise (logs, CI).
 
 export class Progress {
-  private readonly start = performance.now();
+  private start = performance.now();
   private lastDecile = -1;
 
   constructor(private readonly total: number, private readonly label: string, private readonly out = process.stderr) {}
@@ -20,6 +20,12 @@ export class Progress {
       this.lastDecile = Math.floor(pct / 10);
       this.out.write(`${this.label} ${done}/${this.total} (${pct}%)  ${fmt(elapsed)} elapsed, ETA ${fmt(eta)}  ${m}\n`);
     }
+  }
+
+  /** Prints a line of its own (e.g. a held-out score); `excludeMs` of work outside the loop is left out of rate and ETA. */
+  note(line: string, excludeMs = 0): void {
+    this.start += excludeMs;
+    this.out.write(this.out.isTTY ? `\r\x1b[K${line}\n` : `${line}\n`);
   }
 }
 

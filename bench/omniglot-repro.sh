@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Omniglot reproductions of the MAML family (issue #4): one single-threaded training run after another
+# at a budget this 2-core machine can afford, each followed by 600 held-out test tasks (mean ± 95% CI).
+# Not part of CI. Usage:
+#   bash bench/omniglot-repro.sh [DATA_DIR] [NAME ...]     # default data ../shared/data/omniglot, all runs
+# Each run writes runs/repro/NAME/ (checkpoint, log) and copies its report (config, training time,
+# learning curve with held-out accuracy, final accuracy) to bench/results/omniglot/NAME.json.
+# bench/REPRODUCTIONS.md tabulates the results.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-../shared/data/omniglot}
+shift || true
+
+# name | arguments (all runs: Vinyals split, 15 queries per class, evaluation after 3 inner steps
+# except Reptile, 600 test tasks)
+RUNS=(
+  "maml-5w1s|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
+  "fomaml-5w1s|--algorithm fomaml --ways 5 --shots 1 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
+  "metasgd-5w1s|--algorithm metasgd --ways 5 --shots 1 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
+  "reptile-5w1s|--algorithm reptile --ways 5 --shots 1 --meta-batch 5 --iterations 1500 --inner-lr 0.1 --inner-steps 5 --test-steps 10 --eval-every 250"
+  "maml-5w5s|--algorithm maml --ways 5 --shots 5 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
+  "maml-20w1s|--algorithm maml --ways 20 --shots 1 --meta-batch 4 --iterations 400 --inner-lr 0.1 --eval-every 100"
+)
+
+npm run build --silent
+mkdir -p bench/results/omniglot runs/repro
+for entry in "${RUNS[@]}"; do
+  name=${entry%%|*}; argv=${entry#*|}
+  if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
+  echo "== $name: node dist/cli/main.js --dataset omniglot --data $DATA $argv"
+  # shellcheck disable=SC2086
+  node dist/cli/main.js --dataset omniglot --data "$DATA" $argv --out "runs/repro/$name" 2>&1 | tee "runs/repro/$name.log"
+  cp "runs/repro/$name/report.json" "bench/results/omniglot/$name.json"
+done
