@@ -22,7 +22,8 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
                      lslr (learned per-layer-per-step rates), anil (adapt the head only), reptile,
                      mamlpp (MAML++: learned per-layer-per-step rates, multi-step loss annealed over
                      the first 1/15 of training, first order for the first third, cosine-annealed
-                     meta rate, and on Omniglot per-step batch-norm running statistics),
+                     meta rate, and on Omniglot per-step batch-norm running statistics and
+                     per-step batch-norm weights and biases, meta-learned but not adapted),
                      finetune (Omniglot: pretrain Conv4 over all training classes in batches of
                      meta-batch x ways images, then fit a new head per test task)
   --dataset NAME     sine (default) or omniglot
@@ -120,13 +121,16 @@ async function main() {
     const o = { ways: cfg.ways, shots: cfg.shots, queries: cfg.queries };
     const trainS = new EpisodeSampler(trainSet, { ...o, seed: cfg.seed + 1 }), testS = new EpisodeSampler(testSet, { ...o, seed: cfg.seed + 1_000_003 });
     const curveS = new EpisodeSampler(split === 'maml' ? testSet : omni.split('val', split), { ...o, seed: cfg.seed + 2_000_003 });
-    params = nn.initConv4(rng, { ways: cfg.ways });
     if (algorithm === 'mamlpp') {
-      // One set of statistics per inner step, plus one for the query pass after the last step.
-      const bn = new nn.PerStepBatchNormStats(Math.max(cfg.innerSteps, cfg.testSteps) + 1, 4, 64);
+      // One set of statistics, and of batch-norm weights, per inner step, plus one for the query
+      // pass after the last step.
+      const steps = Math.max(cfg.innerSteps, cfg.testSteps) + 1;
+      params = nn.initConv4(rng, { ways: cfg.ways, bnSteps: steps });
+      const bn = new nn.PerStepBatchNormStats(steps, 4, 64);
       cleanup.push(() => bn.dispose());
-      model = (p, x, ctx) => nn.conv4(p, x, bn.mode(ctx.step, ctx.training), bn.update(ctx.step));
+      model = (p, x, ctx) => nn.conv4(nn.conv4AtStep(p, ctx.step), x, bn.mode(ctx.step, ctx.training), bn.update(ctx.step));
     } else {
+      params = nn.initConv4(rng, { ways: cfg.ways });
       model = (p, x) => nn.conv4(p, x);
     }
     loss = classificationLoss;
@@ -162,7 +166,9 @@ async function main() {
         learnedLr: algorithm === 'metasgd' ? 'per-parameter' : algorithm === 'lslr' || algorithm === 'mamlpp' ? 'per-layer-per-step' : 'none',
         multiStepLoss: algorithm === 'mamlpp' ? Math.ceil(cfg.iterations / 15) : undefined,
         secondOrderFrom: algorithm === 'mamlpp' ? Math.floor(cfg.iterations / 3) : undefined,
-        adapt: algorithm === 'anil' ? (path: string) => path.startsWith(sine ? 'l3' : 'head') : undefined,
+        // ANIL adapts the head only; MAML++ meta-learns its per-step batch-norm weights but does not adapt them.
+        adapt: algorithm === 'anil' ? (path: string) => path.startsWith(sine ? 'l3' : 'head')
+          : algorithm === 'mamlpp' && !sine ? (path: string) => !path.includes('.bn.') : undefined,
         vectorized: sine,
       });
     // Sine MAML runs all tasks of a meta-batch at once (stacked on a leading axis).

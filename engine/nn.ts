@@ -138,6 +138,11 @@ export interface Conv4Options extends InitOptions {
   filters?: number;
   imageSize?: number;
   ways: number;
+  /**
+   * MAML++ "BNWB" (Antoniou et al. 2019): one batch-norm scale and shift per inner step, shape
+   * [bnSteps, filters] instead of [filters]; select a step's row with `conv4AtStep`.
+   */
+  bnSteps?: number;
 }
 /**
  * Conv4: 4 x [3x3 conv, batch norm, ReLU, 2x2 max-pool], then a linear classifier. Xavier init by
@@ -149,7 +154,9 @@ export function initConv4(rng: Random, opts: Conv4Options): Params {
   let size = o.imageSize ?? 28;
   const blocks: Params[] = [];
   for (let i = 0; i < 4; i++) {
-    blocks.push({ conv: initConv2d(rng, i === 0 ? c : f, f, 3, o), bn: initBatchNorm(f, o) });
+    let bn = initBatchNorm(f, o);
+    if (o.bnSteps) bn = { scale: ops.ones([o.bnSteps, f], o), shift: ops.zeros([o.bnSteps, f], o) };
+    blocks.push({ conv: initConv2d(rng, i === 0 ? c : f, f, 3, o), bn });
     size = Math.floor(size / 2);
   }
   return { blocks, head: initLinear(rng, f * size * size, o.ways, o) };
@@ -161,6 +168,25 @@ export function initConv4(rng: Random, opts: Conv4Options): Params {
 export function conv4(p: Params, x: Tensor, bn: (block: number) => BatchNormMode = () => ({ stats: 'batch' }),
   onRunning?: (block: number, stats: RunningStats) => void): Tensor {
   return linear(p.head as LinearParams, conv4Features(p, x, bn, onRunning));
+}
+
+/**
+ * Conv4 parameters as seen at inner step `step`: with per-step batch-norm weights ([steps, filters],
+ * see `bnSteps`) each block gets that step's row (the last row for later steps); otherwise `p` itself.
+ * Slicing is differentiable, so every step's row gets its own meta-gradient.
+ */
+export function conv4AtStep(p: Params, step: number): Params {
+  const blocks = p.blocks as Params[];
+  if ((blocks[0].bn as BatchNormParams).scale.rank === 1) return p;
+  return {
+    ...p,
+    blocks: blocks.map((b) => {
+      const bn = b.bn as BatchNormParams;
+      const [steps, f] = bn.scale.shape, row = Math.min(step, steps - 1);
+      const pick = (t: Tensor) => ops.reshape(ops.slice(t, [row, 0], [1, f]), [f]);
+      return { ...b, bn: { scale: pick(bn.scale), shift: pick(bn.shift) } };
+    }),
+  };
 }
 
 /** Conv4 without its head: the flattened features [N, filters * s * s]. */

@@ -105,6 +105,36 @@ describe('MAML meta-gradients against float64 differences', () => {
       lslr.dispose(); anil.dispose();
     });
   });
+
+  it('MAML++ per-step batch-norm weights: every step has its own row and meta-gradient, and the inner loop leaves them alone', async () => {
+    await activate('ref');
+    mg.tidy(() => {
+      const rng = new mg.Random(8);
+      // Conv4 on 16x16 images with 2 filters: four blocks take it to 1x1.
+      const params = mg.nn.initConv4(rng, { ways: 2, filters: 2, imageSize: 16, bnSteps: 3, ...f64 });
+      expect(((params.blocks as any)[0].bn.scale as Tensor).shape).toEqual([3, 2]);
+      // Make the rows differ, so picking the wrong row would change the loss.
+      const blocks = (params.blocks as any[]).map((b) => ({ ...b, bn: { scale: rng.uniform([3, 2], { ...f64, low: 0.5, high: 1.5 }), shift: rng.normal([3, 2], { ...f64, std: 0.1 }) } }));
+      const p = { ...params, blocks };
+      const seen = mg.nn.conv4AtStep(p, 1) as any;
+      expect(Array.from(seen.blocks[2].bn.scale.dataSync())).toEqual(Array.from(blocks[2].bn.scale.dataSync()).slice(2, 4));
+      expect(Array.from((mg.nn.conv4AtStep(p, 7) as any).blocks[0].bn.shift.dataSync())).toEqual(Array.from(blocks[0].bn.shift.dataSync()).slice(4, 6));
+      const x = rng.normal([4, 1, 16, 16], f64), xq = rng.normal([4, 1, 16, 16], f64);
+      const task = { xs: x, ys: Int32Array.from([0, 1, 0, 1]), xq, yq: Int32Array.from([1, 0, 0, 1]) };
+      const maml = new MAML({ model: (q: any, xx: Tensor, ctx) => mg.nn.conv4(mg.nn.conv4AtStep(q, ctx.step), xx), loss: classificationLoss,
+        params: p, innerLr: 0.1, innerSteps: 1, adapt: (path) => !path.includes('.bn.') });
+      // The inner step does not move the batch-norm weights.
+      const fast = maml.adapt(maml.meta, x, task.ys, 1, false, true) as any;
+      expect(fast.blocks[1].bn.scale).toBe(maml.meta.params.blocks[1].bn.scale);
+      const g = mg.grad((q: any) => maml.metaLoss({ params: q }, [task]))(maml.meta.params) as any;
+      const rows = Array.from(g.blocks[1].bn.scale.dataSync() as Float64Array);
+      // Row 0 (support pass) and row 1 (query pass after one step) matter; row 2 is never used.
+      expect(rows.slice(0, 2).some((v) => v !== 0) && rows.slice(2, 4).some((v) => v !== 0)).toBe(true);
+      expect(rows.slice(4, 6)).toEqual([0, 0]);
+      expect(fdMismatch((q: any) => maml.metaLoss({ params: q }, [task]), maml.meta.params)).toBeLessThan(1e-5);
+      maml.dispose();
+    });
+  });
 });
 
 for (const b of backendNames) {
