@@ -328,6 +328,11 @@ describe('wasm backend kernels match the reference', () => {
     it(`conv ${dtype}: Conv4-like and pointwise geometries`, () => {
       const base = { dh: 1, dw: 1, sh: 1, sw: 1, ph: 1, pw: 1, seed: 5 };
       convCase(dtype, { ...base, N: 3, C: 1, H: 12, W: 12, O: 6, KH: 3, KW: 3 });
+      // Direct small-filter path: row lengths that leave a partial vector, a 4-vector block plus a
+      // tail, row stride and dilation.
+      convCase(dtype, { ...base, N: 2, C: 1, H: 13, W: 11, O: 5, KH: 3, KW: 3 });
+      convCase(dtype, { ...base, N: 2, C: 1, H: 28, W: 28, O: 3, KH: 3, KW: 3 });
+      convCase(dtype, { ...base, N: 2, C: 2, H: 9, W: 23, O: 3, KH: 2, KW: 3, sh: 2, dh: 2, dw: 2 });
       convCase(dtype, { ...base, N: 4, C: 8, H: 14, W: 14, O: 16, KH: 3, KW: 3 });
       convCase(dtype, { ...base, N: 5, C: 16, H: 7, W: 7, O: 8, KH: 3, KW: 3 });
       convCase(dtype, { ...base, N: 2, C: 12, H: 3, W: 3, O: 12, KH: 3, KW: 3 });

@@ -12,11 +12,15 @@
 // With stride 1 (and enough channels) the input gradient is itself computed as a forward
 // convolution of dy with the flipped filter, so only strided input gradients use col2im.
 
-import { at, copyElems } from './common';
+import { at, copyElems, lanes } from './common';
 import { BV_CONV, BV_CONV_T, gemm, setVirtualB } from './matmul';
 
 const GROUP_BUDGET: usize = 16 << 20; // bytes of per-group temporaries (padded input, output rows)
 const COL_BUDGET: usize = 4 << 20; // bytes of the explicit col matrix of conv2dGradInput
+// Filters with at most this many taps per output (C*KH*KW) and unit column stride take the direct
+// path below: a GEMM with K <= 16 is all packing and micro-kernel overhead (Conv4's first layer,
+// C = 1, ran at ~4.5 GFLOP/s through it and moved its output through memory three times).
+const DIRECT_CKK = 16;
 
 function groupSize<T>(N: i32, perImage: usize, budget: usize = GROUP_BUDGET): i32 {
   const g = budget / (perImage * sizeof<T>() + 1);
@@ -135,6 +139,170 @@ function interleave<T>(src: usize, dst: usize, gn: i32, O: i32, P: usize, toGrou
   }
 }
 
+// ---- direct path for small filters (C*KH*KW <= DIRECT_CKK, column stride 1) --------------------
+// One image at a time is copied into a zero-bordered buffer xp of rows Wp = W + 2*pw + lanes wide
+// (the extra lanes let the last vector of a row read past its end without leaving the buffer).
+// Output pixels go lanes at a time along a row; each tap is one unaligned vector load at a fixed
+// offset (tap table) from the output position, so there are no bounds checks in the inner loops.
+
+/** Element offsets of the taps (c, p, q) in a padded image of rows Wp: c*Hp*Wp + p*dh*Wp + q*dw. */
+function directTaps(C: i32, KH: i32, KW: i32, Hp: i32, Wp: i32, dh: i32, dw: i32): usize {
+  const tap = heap.alloc(<usize>max(C * KH * KW, 1) << 2);
+  let r: usize = 0;
+  for (let c = 0; c < C; c++) {
+    for (let p = 0; p < KH; p++) {
+      for (let q = 0; q < KW; q++) store<i32>(tap + (r++ << 2), (c * Hp + p * dh) * Wp + q * dw);
+    }
+  }
+  return tap;
+}
+
+/** Copies one image [C][H][W] into the interior of the zero-bordered [C][Hp][Wp] buffer xp. */
+function padImage<T>(x: usize, xp: usize, C: i32, H: i32, W: i32, Hp: i32, Wp: i32, ph: i32, pw: i32): void {
+  for (let c = 0; c < C; c++) {
+    for (let h = 0; h < H; h++) {
+      copyElems<T>(at<T>(xp, (<usize>(c * Hp + h + ph)) * <usize>Wp + <usize>pw), at<T>(x, (<usize>(c * H + h)) * <usize>W), <usize>W);
+    }
+  }
+}
+
+function directConv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32, KW: i32,
+  OH: i32, OW: i32, sh: i32, ph: i32, pw: i32, dh: i32, dw: i32): void {
+  const L = <i32>lanes<T>();
+  const CKK = C * KH * KW;
+  const Hp = H + 2 * ph, Wp = W + 2 * pw + L;
+  const xpSize = <usize>C * <usize>Hp * <usize>Wp;
+  const xp = heap.alloc(xpSize * sizeof<T>());
+  memory.fill(xp, 0, xpSize * sizeof<T>());
+  const tap = directTaps(C, KH, KW, Hp, Wp, dh, dw);
+  const spill = heap.alloc(16);
+  const xImg = <usize>C * <usize>H * <usize>W;
+  let out = y;
+  for (let n = 0; n < N; n++) {
+    padImage<T>(at<T>(x, <usize>n * xImg), xp, C, H, W, Hp, Wp, ph, pw);
+    for (let o = 0; o < O; o++) {
+      const wo = at<T>(w, <usize>o * <usize>CKK);
+      for (let i = 0; i < OH; i++) {
+        const row = at<T>(xp, <usize>(i * sh) * <usize>Wp);
+        let j = 0;
+        // 4 vectors at a time: one weight splat feeds 4 independent accumulators.
+        for (; j + 4 * L <= OW; j += 4 * L) {
+          let a0 = v128.splat<T>(<T>0), a1 = a0, a2 = a0, a3 = a0;
+          const s = at<T>(row, <usize>j);
+          for (let t = 0; t < CKK; t++) {
+            const wv = v128.splat<T>(load<T>(at<T>(wo, <usize>t)));
+            const p = at<T>(s, <usize>load<i32>(tap + (<usize>t << 2)));
+            a0 = v128.add<T>(a0, v128.mul<T>(wv, v128.load(p)));
+            a1 = v128.add<T>(a1, v128.mul<T>(wv, v128.load(p, 16)));
+            a2 = v128.add<T>(a2, v128.mul<T>(wv, v128.load(p, 32)));
+            a3 = v128.add<T>(a3, v128.mul<T>(wv, v128.load(p, 48)));
+          }
+          const d = at<T>(out, <usize>j);
+          v128.store(d, a0); v128.store(d, a1, 16); v128.store(d, a2, 32); v128.store(d, a3, 48);
+        }
+        for (; j < OW; j += L) {
+          let a0 = v128.splat<T>(<T>0);
+          const s = at<T>(row, <usize>j);
+          for (let t = 0; t < CKK; t++) {
+            const wv = v128.splat<T>(load<T>(at<T>(wo, <usize>t)));
+            a0 = v128.add<T>(a0, v128.mul<T>(wv, v128.load(at<T>(s, <usize>load<i32>(tap + (<usize>t << 2))))));
+          }
+          if (j + L <= OW) {
+            v128.store(at<T>(out, <usize>j), a0);
+          } else {
+            v128.store(spill, a0);
+            copyElems<T>(at<T>(out, <usize>j), spill, <usize>(OW - j));
+          }
+        }
+        out = at<T>(out, <usize>OW);
+      }
+    }
+  }
+  heap.free(xp);
+  heap.free(tap);
+  heap.free(spill);
+}
+
+/**
+ * dw = sum over images and output pixels of dy (x) shifted x, taps in blocks of 4 that share each dy
+ * load. The last vector of a row is zero-extended and its products masked, so lanes past the row
+ * end add nothing even where x holds an infinity or NaN.
+ */
+function directConv2dGradFilter<T>(x: usize, dy: usize, dw_: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32,
+  KW: i32, OH: i32, OW: i32, sh: i32, ph: i32, pw: i32, dh: i32, dw: i32): void {
+  const L = <i32>lanes<T>();
+  const CKK = C * KH * KW;
+  const Hp = H + 2 * ph, Wp = W + 2 * pw + L;
+  const xpSize = <usize>C * <usize>Hp * <usize>Wp;
+  const xp = heap.alloc(xpSize * sizeof<T>());
+  memory.fill(xp, 0, xpSize * sizeof<T>());
+  const tap = directTaps(C, KH, KW, Hp, Wp, dh, dw);
+  const spill = heap.alloc(16);
+  memory.fill(dw_, 0, <usize>O * <usize>CKK * sizeof<T>());
+  const xImg = <usize>C * <usize>H * <usize>W, P = <usize>OH * <usize>OW;
+  const full = OW / L * L, tail = OW - full;
+  // Lanes [0, tail) set: keeps the products of the zero-extended last vector of a row.
+  let mask = v128.splat<i32>(0);
+  if (tail > 0) {
+    memory.fill(spill, 0, 16);
+    memory.fill(spill, 0xff, <usize>tail * sizeof<T>());
+    mask = v128.load(spill);
+  }
+  for (let n = 0; n < N; n++) {
+    padImage<T>(at<T>(x, <usize>n * xImg), xp, C, H, W, Hp, Wp, ph, pw);
+    for (let o = 0; o < O; o++) {
+      const g = at<T>(dy, (<usize>n * <usize>O + <usize>o) * P);
+      const wo = at<T>(dw_, <usize>o * <usize>CKK);
+      for (let t0 = 0; t0 < CKK; t0 += 4) {
+        const tb = min(4, CKK - t0);
+        // Unused slots of a short block repeat the block's first tap; their sums are dropped.
+        const o0 = <usize>load<i32>(tap + (<usize>t0 << 2));
+        const o1 = tb > 1 ? <usize>load<i32>(tap + (<usize>(t0 + 1) << 2)) : o0;
+        const o2 = tb > 2 ? <usize>load<i32>(tap + (<usize>(t0 + 2) << 2)) : o0;
+        const o3 = tb > 3 ? <usize>load<i32>(tap + (<usize>(t0 + 3) << 2)) : o0;
+        let a0 = v128.splat<T>(<T>0), a1 = a0, a2 = a0, a3 = a0;
+        for (let i = 0; i < OH; i++) {
+          const row = at<T>(xp, <usize>(i * sh) * <usize>Wp), gr = at<T>(g, <usize>i * <usize>OW);
+          let j = 0;
+          for (; j < full; j += L) {
+            const gv = v128.load(at<T>(gr, <usize>j)), s = at<T>(row, <usize>j);
+            a0 = v128.add<T>(a0, v128.mul<T>(gv, v128.load(at<T>(s, o0))));
+            a1 = v128.add<T>(a1, v128.mul<T>(gv, v128.load(at<T>(s, o1))));
+            a2 = v128.add<T>(a2, v128.mul<T>(gv, v128.load(at<T>(s, o2))));
+            a3 = v128.add<T>(a3, v128.mul<T>(gv, v128.load(at<T>(s, o3))));
+          }
+          if (tail > 0) {
+            memory.fill(spill, 0, 16);
+            copyElems<T>(spill, at<T>(gr, <usize>j), <usize>tail);
+            const gv = v128.load(spill), s = at<T>(row, <usize>j);
+            a0 = v128.add<T>(a0, v128.and(v128.mul<T>(gv, v128.load(at<T>(s, o0))), mask));
+            a1 = v128.add<T>(a1, v128.and(v128.mul<T>(gv, v128.load(at<T>(s, o1))), mask));
+            a2 = v128.add<T>(a2, v128.and(v128.mul<T>(gv, v128.load(at<T>(s, o2))), mask));
+            a3 = v128.add<T>(a3, v128.and(v128.mul<T>(gv, v128.load(at<T>(s, o3))), mask));
+          }
+        }
+        addLanes<T>(at<T>(wo, <usize>t0), a0);
+        if (tb > 1) addLanes<T>(at<T>(wo, <usize>(t0 + 1)), a1);
+        if (tb > 2) addLanes<T>(at<T>(wo, <usize>(t0 + 2)), a2);
+        if (tb > 3) addLanes<T>(at<T>(wo, <usize>(t0 + 3)), a3);
+      }
+    }
+  }
+  heap.free(xp);
+  heap.free(tap);
+  heap.free(spill);
+}
+
+/** *p += the sum of the lanes of v. */
+// @ts-ignore: decorator
+@inline function addLanes<T>(p: usize, v: v128): void {
+  if (sizeof<T>() == 4) {
+    store<T>(p, load<T>(p) + <T>(f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3)));
+  } else {
+    store<T>(p, load<T>(p) + <T>(f64x2.extract_lane(v, 0) + f64x2.extract_lane(v, 1)));
+  }
+}
+
 export function conv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32, KW: i32,
   OH: i32, OW: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32): void {
   const P = <usize>OH * <usize>OW, CKK = C * KH * KW;
@@ -146,6 +314,10 @@ export function conv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, 
     for (let n = 0; n < N; n++) {
       gemm<T>(O, <i32>P, CKK, w, <usize>CKK, 1, at<T>(x, <usize>n * xImg), P, 1, at<T>(y, <usize>n * yImg), P, false);
     }
+    return;
+  }
+  if (sw == 1 && CKK <= DIRECT_CKK) {
+    directConv2d<T>(x, w, y, N, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, dh, dw);
     return;
   }
   const padded = ph > 0 || pw > 0;
@@ -229,6 +401,10 @@ export function conv2dGradFilter<T>(x: usize, dy: usize, dw_: usize, N: i32, C: 
     for (let n = 0; n < N; n++) {
       gemm<T>(O, CKK, <i32>P, at<T>(dy, <usize>n * yImg), P, 1, at<T>(x, <usize>n * xImg), 1, P, dw_, <usize>CKK, n > 0);
     }
+    return;
+  }
+  if (sw == 1 && CKK <= DIRECT_CKK) {
+    directConv2dGradFilter<T>(x, dy, dw_, N, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, dh, dw);
     return;
   }
   const padded = ph > 0 || pw > 0;
