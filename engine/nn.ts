@@ -76,16 +76,18 @@ export type BatchNormMode =
 export function batchNorm(p: BatchNormParams, x: Tensor, mode: BatchNormMode, eps = 1e-5): { y: Tensor; running?: RunningStats } {
   const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
   const bshape = x.shape.map((d, i) => (i === 1 ? d : 1));
-  const norm = (mean: Tensor, variance: Tensor) => {
-    const xhat = ops.div(ops.sub(x, mean), ops.sqrt(ops.add(variance, eps)));
-    return ops.add(ops.mul(xhat, ops.reshape(p.scale, bshape)), ops.reshape(p.shift, bshape));
-  };
   if (mode.stats === 'running' && !mode.training) {
-    return { y: norm(ops.reshape(mode.running.mean, bshape), ops.reshape(mode.running.variance, bshape)), running: mode.running };
+    const xhat = ops.div(ops.sub(x, ops.reshape(mode.running.mean, bshape)), ops.sqrt(ops.add(ops.reshape(mode.running.variance, bshape), eps)));
+    return { y: ops.add(ops.mul(xhat, ops.reshape(p.scale, bshape)), ops.reshape(p.shift, bshape)), running: mode.running };
   }
   const mean = ops.mean(x, axes, true);
-  const variance = ops.variance(x, axes, true);
-  const y = norm(mean, variance);
+  // The variance from the same centred x that is normalised (ops.variance would centre it again),
+  // and (x - mean) * (scale / sqrt(variance + eps)) + shift with the scale folded into the
+  // per-channel factor: training passes (differentiated, in MAML twice) make one full-size multiply
+  // rather than a divide and a multiply, and their backward passes fewer full-size tensors.
+  const d = ops.sub(x, mean);
+  const variance = ops.mean(ops.mul(d, d), axes, true);
+  const y = ops.add(ops.mul(d, ops.div(ops.reshape(p.scale, bshape), ops.sqrt(ops.add(variance, eps)))), ops.reshape(p.shift, bshape));
   if (mode.stats === 'batch') return { y };
   const m = mode.momentum ?? 0.1;
   const running = noGrad(() => ({

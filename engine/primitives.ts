@@ -132,14 +132,18 @@ export const primitives: Record<string, Primitive> = {
 
   // ----- elementwise binary, numpy broadcasting -----
   add: binary('add', (g, [a, b]) => [unbroadcast(g, a.shape), unbroadcast(g, b.shape)]),
-  sub: binary('sub', (g, [a, b], _y, _at, n) => [unbroadcast(g, a.shape), n[1] ? unbroadcast(ops.neg(g), b.shape) : null]),
+  // Negate after summing down to b's shape: a broadcast b (batch norm's mean) then costs one pass
+  // over g, not two.
+  sub: binary('sub', (g, [a, b], _y, _at, n) => [unbroadcast(g, a.shape), n[1] ? ops.neg(unbroadcast(g, b.shape)) : null]),
   mul: binary('mul', (g, [a, b], _y, _at, n) => [
     n[0] ? unbroadcast(ops.mul(g, b), a.shape) : null,
     n[1] ? unbroadcast(ops.mul(g, a), b.shape) : null,
   ]),
   div: binary('div', (g, [a, b], _y, _at, n) => [
     n[0] ? unbroadcast(ops.div(g, b), a.shape) : null,
-    n[1] ? unbroadcast(ops.neg(ops.div(ops.mul(g, a), ops.mul(b, b))), b.shape) : null,
+    // -g a / b^2 summed to b's shape; b^2 is constant along the summed axes, so divide after summing
+    // (two full-size passes fewer when b is broadcast, as in batch norm).
+    n[1] ? ops.neg(ops.div(unbroadcast(ops.mul(g, a), b.shape), ops.mul(b, b))) : null,
   ]),
   pow: binary('pow', (g, [a, b], y, _at, n) => [
     n[0] ? unbroadcast(ops.mul(ops.mul(g, b), ops.pow(a, ops.sub(b, 1))), a.shape) : null,
