@@ -333,6 +333,12 @@ describe('wasm backend kernels match the reference', () => {
       convCase(dtype, { ...base, N: 2, C: 1, H: 13, W: 11, O: 5, KH: 3, KW: 3 });
       convCase(dtype, { ...base, N: 2, C: 1, H: 28, W: 28, O: 3, KH: 3, KW: 3 });
       convCase(dtype, { ...base, N: 2, C: 2, H: 9, W: 23, O: 3, KH: 2, KW: 3, sh: 2, dh: 2, dw: 2 });
+      // Winograd path (float32, 3x3, stride 1, >= 16 channels in and out): whole and partial 4-tile
+      // groups, odd output sizes, no padding and padding 2; the input gradient takes it too.
+      convCase(dtype, { ...base, N: 3, C: 16, H: 14, W: 14, O: 16, KH: 3, KW: 3 });
+      convCase(dtype, { ...base, N: 2, C: 17, H: 7, W: 9, O: 20, KH: 3, KW: 3 });
+      convCase(dtype, { ...base, N: 2, C: 16, H: 6, W: 21, O: 18, KH: 3, KW: 3, ph: 0, pw: 0 });
+      convCase(dtype, { ...base, N: 1, C: 20, H: 5, W: 4, O: 16, KH: 3, KW: 3, ph: 2, pw: 2 });
       convCase(dtype, { ...base, N: 4, C: 8, H: 14, W: 14, O: 16, KH: 3, KW: 3 });
       convCase(dtype, { ...base, N: 5, C: 16, H: 7, W: 7, O: 8, KH: 3, KW: 3 });
       convCase(dtype, { ...base, N: 2, C: 12, H: 3, W: 3, O: 12, KH: 3, KW: 3 });

@@ -11,6 +11,8 @@
 // tables (setVirtualB). Grouping many images makes the GEMM wide even for 7x7 or 3x3 outputs.
 // With stride 1 (and enough channels) the input gradient is itself computed as a forward
 // convolution of dy with the flipped filter, so only strided input gradients use col2im.
+// Small filters (Conv4's first layer) run directly, and float32 3x3 stride-1 convolutions with many
+// channels use Winograd F(2x2, 3x3) (see winogradConv2d).
 
 import { at, copyElems, lanes } from './common';
 import { BV_CONV, BV_CONV_T, gemm, setVirtualB } from './matmul';
@@ -303,6 +305,164 @@ function directConv2dGradFilter<T>(x: usize, dy: usize, dw_: usize, N: i32, C: i
   }
 }
 
+// ---- Winograd F(2x2, 3x3) for 3x3 stride-1 float32 convolutions with many channels ----------------
+// Each 2x2 output tile is A^T [ (G g G^T) . (B^T d B) ] A over its 4x4 input patch d: 16 products per
+// (tile, c, o) instead of 36, i.e. 16 GEMMs  M_e [O, T] = U_e [O, C] . V_e [C, T]  (e = one of the 16
+// transformed positions, T = tiles) do 2.25x fewer multiplies than the im2col GEMM. The transforms
+// (coefficients 0, +-1, +-1/2) are vectorised over 4 horizontally adjacent tiles. float64 keeps the
+// GEMM path. For finite inputs the result equals the direct sum up to rounding; an infinite input can
+// come out as NaN where the direct sum gives +-inf (the transforms subtract it from itself).
+// Rows of V_e and M_e have 4 elements of slack so the last 4-tile group of a row may
+// write (V) or read (M) past the row end; those lanes are never used.
+
+const WINO_BUDGET: usize = 16 << 20; // bytes of V and M for one group of images
+
+/** True when conv2d takes the Winograd path. */
+// @ts-ignore: decorator
+@inline function winogradApplies<T>(C: i32, O: i32, KH: i32, KW: i32, OH: i32, OW: i32, sh: i32, sw: i32, dh: i32, dw: i32): bool {
+  return sizeof<T>() == 4 && KH == 3 && KW == 3 && sh == 1 && sw == 1 && dh == 1 && dw == 1 && C >= 16 && O >= 16
+    && OH >= 4 && OW >= 4;
+}
+
+/** U_e[o][c] (e = 4i + k) = (G g G^T)[i][k] for each 3x3 filter g = w[o][c]. */
+function winogradFilters(w: usize, U: usize, O: i32, C: i32): void {
+  const OC = <usize>O * <usize>C;
+  for (let o = 0; o < O; o++) {
+    for (let c = 0; c < C; c++) {
+      const g = w + ((<usize>o * <usize>C + <usize>c) * 9 << 2);
+      const oc = <usize>o * <usize>C + <usize>c;
+      for (let i = 0; i < 4; i++) {
+        // row i of G g (3 values)
+        let t0: f32, t1: f32, t2: f32;
+        if (i == 0) { t0 = load<f32>(g); t1 = load<f32>(g, 4); t2 = load<f32>(g, 8); }
+        else if (i == 3) { t0 = load<f32>(g, 24); t1 = load<f32>(g, 28); t2 = load<f32>(g, 32); }
+        else {
+          const sgn: f32 = i == 1 ? 1 : -1;
+          t0 = (load<f32>(g) + sgn * load<f32>(g, 12) + load<f32>(g, 24)) * 0.5;
+          t1 = (load<f32>(g, 4) + sgn * load<f32>(g, 16) + load<f32>(g, 28)) * 0.5;
+          t2 = (load<f32>(g, 8) + sgn * load<f32>(g, 20) + load<f32>(g, 32)) * 0.5;
+        }
+        const e = <usize>(4 * i);
+        store<f32>(U + ((e * OC + oc) << 2), t0);
+        store<f32>(U + (((e + 1) * OC + oc) << 2), (t0 + t1 + t2) * 0.5);
+        store<f32>(U + (((e + 2) * OC + oc) << 2), (t0 - t1 + t2) * 0.5);
+        store<f32>(U + (((e + 3) * OC + oc) << 2), t2);
+      }
+    }
+  }
+}
+
+const WT: usize = memory.data(16 * 16, 16); // B^T d of one 4-tile group, [r][k] vectors
+
+/** Columns k = 0..3 of patch row r for 4 tiles whose patches start at p, p+2, p+4, p+6. */
+// @ts-ignore: decorator
+@inline function patchCols(p: usize, k: i32): v128 {
+  if (k == 0) return i32x4.shuffle(v128.load(p), v128.load(p, 16), 0, 2, 4, 6);
+  if (k == 1) return i32x4.shuffle(v128.load(p), v128.load(p, 16), 1, 3, 5, 7);
+  if (k == 2) return i32x4.shuffle(v128.load(p, 8), v128.load(p, 24), 0, 2, 4, 6);
+  return i32x4.shuffle(v128.load(p, 8), v128.load(p, 24), 1, 3, 5, 7);
+}
+
+/** V_e = (B^T d B)[e] for the 4x4 patches of 4 tiles starting at p (patch rows Wp apart); V_e at V + e*vStride. */
+// @ts-ignore: decorator
+@inline function inputTransform4(p: usize, Wp: usize, V: usize, vStride: usize): void {
+  // s[r][k] = (B^T d)[r][k]
+  const r0 = p, r1 = p + (Wp << 2), r2 = r1 + (Wp << 2), r3 = r2 + (Wp << 2);
+  for (let k = 0; k < 4; k++) {
+    const d0 = patchCols(r0, k), d1 = patchCols(r1, k), d2 = patchCols(r2, k), d3 = patchCols(r3, k);
+    // store the 4 rows of column k of B^T d into a small scratch laid out [r][k]
+    v128.store(WT + (<usize>k << 4), f32x4.sub(d0, d2));
+    v128.store(WT + (<usize>(4 + k) << 4), f32x4.add(d1, d2));
+    v128.store(WT + (<usize>(8 + k) << 4), f32x4.sub(d2, d1));
+    v128.store(WT + (<usize>(12 + k) << 4), f32x4.sub(d1, d3));
+  }
+  for (let r = 0; r < 4; r++) {
+    const q = WT + (<usize>(4 * r) << 4);
+    const s0 = v128.load(q), s1 = v128.load(q, 16), s2 = v128.load(q, 32), s3 = v128.load(q, 48);
+    const e = V + <usize>(4 * r) * vStride;
+    v128.store(e, f32x4.sub(s0, s2));
+    v128.store(e + vStride, f32x4.add(s1, s2));
+    v128.store(e + 2 * vStride, f32x4.sub(s2, s1));
+    v128.store(e + 3 * vStride, f32x4.sub(s1, s3));
+  }
+}
+
+function winogradConv2d(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W: i32, O: i32, OH: i32, OW: i32,
+  ph: i32, pw: i32): void {
+  const TH = (OH + 1) >> 1, TW = (OW + 1) >> 1, TWq = (TW + 3) & ~3;
+  const tilesImg = <usize>TH * <usize>TW;
+  // Padded image: the patch of tile (ti, tj) starts at (2 ti, 2 tj); 4-tile groups read 8 columns
+  // past their start, up to column 2 TWq + 1.
+  const Hp = 2 * TH + 2, Wp = 2 * TWq + 4;
+  const plane = <usize>Hp * <usize>Wp;
+  const xp = heap.alloc(<usize>C * plane << 2);
+  memory.fill(xp, 0, <usize>C * plane << 2);
+  const g = <i32>max<usize>(1, min<usize>(<usize>N, WINO_BUDGET / (16 * tilesImg * <usize>(C + O) * 4 + 1)));
+  const T = <usize>g * tilesImg;
+  const ldv = T + 4; // row length of V_e and M_e, in elements
+  const V = heap.alloc((16 * <usize>C * ldv) << 2);
+  const M = heap.alloc((16 * <usize>O * ldv + 4) << 2);
+  const U = heap.alloc((16 * <usize>O * <usize>C) << 2);
+  winogradFilters(w, U, O, C);
+  const rowLen = <usize>(2 * TWq + 8); // output rows 2 ti and 2 ti + 1 before their copy into y
+  const rowBuf = heap.alloc(rowLen << 3);
+  const vStride = (<usize>C * ldv) << 2; // bytes between V_e and V_{e+1}
+  const mStride = (<usize>O * ldv) << 2;
+  const xImg = <usize>C * <usize>H * <usize>W, yImg = <usize>O * <usize>OH * <usize>OW;
+  for (let n0 = 0; n0 < N; n0 += g) {
+    const gn = min(g, N - n0);
+    const Tn = <usize>gn * tilesImg;
+    for (let img = 0; img < gn; img++) {
+      padImage<f32>(x + ((<usize>(n0 + img) * xImg) << 2), xp, C, H, W, Hp, Wp, ph, pw);
+      for (let c = 0; c < C; c++) {
+        const xc = xp + ((<usize>c * plane) << 2);
+        for (let ti = 0; ti < TH; ti++) {
+          const vrow = V + (((<usize>c * ldv) + <usize>img * tilesImg + <usize>ti * <usize>TW) << 2);
+          const prow = xc + ((<usize>(2 * ti) * <usize>Wp) << 2);
+          for (let tj = 0; tj < TW; tj += 4) {
+            inputTransform4(prow + (<usize>(2 * tj) << 2), <usize>Wp, vrow + (<usize>tj << 2), vStride);
+          }
+        }
+      }
+    }
+    for (let e = 0; e < 16; e++) {
+      gemm<f32>(O, <i32>Tn, C, U + ((<usize>e * <usize>O * <usize>C) << 2), <usize>C, 1,
+        V + <usize>e * vStride, ldv, 1, M + <usize>e * mStride, ldv, false);
+    }
+    // Output transform: Y = A^T m A per tile, 4 tiles at a time, through a row buffer.
+    for (let img = 0; img < gn; img++) {
+      for (let o = 0; o < O; o++) {
+        const yo = y + ((<usize>(n0 + img) * yImg + <usize>o * <usize>OH * <usize>OW) << 2);
+        for (let ti = 0; ti < TH; ti++) {
+          const mrow = M + (((<usize>o * ldv) + <usize>img * tilesImg + <usize>ti * <usize>TW) << 2);
+          for (let tj = 0; tj < TW; tj += 4) {
+            const q = mrow + (<usize>tj << 2);
+            // t0[k] = m0k + m1k + m2k, t1[k] = m1k - m2k - m3k
+            let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (let k = 0; k < 4; k++) {
+              const m0 = v128.load(q + <usize>k * mStride), m1 = v128.load(q + <usize>(4 + k) * mStride);
+              const m2 = v128.load(q + <usize>(8 + k) * mStride), m3 = v128.load(q + <usize>(12 + k) * mStride);
+              const t0 = f32x4.add(f32x4.add(m0, m1), m2), t1 = f32x4.sub(f32x4.sub(m1, m2), m3);
+              if (k == 0) { a0 = t0; b0 = t1; } else if (k == 1) { a1 = t0; b1 = t1; } else if (k == 2) { a2 = t0; b2 = t1; } else { a3 = t0; b3 = t1; }
+            }
+            const y00 = f32x4.add(f32x4.add(a0, a1), a2), y01 = f32x4.sub(f32x4.sub(a1, a2), a3);
+            const y10 = f32x4.add(f32x4.add(b0, b1), b2), y11 = f32x4.sub(f32x4.sub(b1, b2), b3);
+            const rb = rowBuf + (<usize>(2 * tj) << 2);
+            v128.store(rb, i32x4.shuffle(y00, y01, 0, 4, 1, 5));
+            v128.store(rb, i32x4.shuffle(y00, y01, 2, 6, 3, 7), 16);
+            v128.store(rb + (rowLen << 2), i32x4.shuffle(y10, y11, 0, 4, 1, 5));
+            v128.store(rb + (rowLen << 2), i32x4.shuffle(y10, y11, 2, 6, 3, 7), 16);
+          }
+          const i0 = 2 * ti;
+          copyElems<f32>(yo + ((<usize>i0 * <usize>OW) << 2), rowBuf, <usize>OW);
+          if (i0 + 1 < OH) copyElems<f32>(yo + ((<usize>(i0 + 1) * <usize>OW) << 2), rowBuf + (rowLen << 2), <usize>OW);
+        }
+      }
+    }
+  }
+  heap.free(xp); heap.free(V); heap.free(M); heap.free(U); heap.free(rowBuf);
+}
+
 export function conv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32, KW: i32,
   OH: i32, OW: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32): void {
   const P = <usize>OH * <usize>OW, CKK = C * KH * KW;
@@ -318,6 +478,10 @@ export function conv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, 
   }
   if (sw == 1 && CKK <= DIRECT_CKK) {
     directConv2d<T>(x, w, y, N, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, dh, dw);
+    return;
+  }
+  if (winogradApplies<T>(C, O, KH, KW, OH, OW, sh, sw, dh, dw)) {
+    winogradConv2d(x, w, y, N, C, H, W, O, OH, OW, ph, pw);
     return;
   }
   const padded = ph > 0 || pw > 0;
