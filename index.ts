@@ -62,5 +62,6 @@ async function create(name: Exclude<BackendName, 'auto'>): Promise<Backend> {
 }
 
 export * as nn from './engine/nn.js';
+export * as addressing from './engine/memory-addressing.js';
 export * as optim from './engine/optim.js';
 export * as algorithms from './algorithms/index.js';
