@@ -260,4 +260,20 @@ describe('training (wasm)', () => {
     expect(last).toBeLessThan(first * 0.6);
     trainer.dispose();
   }, 120_000);
+
+  it('MANN training on label-delay episodes keeps a flat memory footprint and a finite loss', async () => {
+    await activate('wasm');
+    const cfg = { inputSize: 16 + 3, ways: 3, hidden: 16, rows: 12, width: 6, heads: 2 };
+    const trainer = new SequenceTrainer(initMANN(new mg.Random(1), cfg), (p: any, x: Tensor, y: Int32Array) => mannLoss(p, x, y, cfg), mg.optim.adam({ lr: 1e-3 }));
+    const episodes = new LabelDelayEpisodes(fakeClasses(6, 5, 16), { ways: 3, instances: 4, seed: 4 });
+    const step = () => mg.tidy(() => { const e = episodes.next(4); return trainer.step(labelDelayInput(e), e.labels); });
+    const first = await step();
+    const mem = mg.memory();
+    const losses: number[] = [];
+    for (let i = 0; i < 30; i++) losses.push(await step());
+    expect(mg.memory(), 'training keeps a flat footprint').toEqual(mem);
+    expect([first, ...losses].every(Number.isFinite)).toBe(true);
+    expect(first).toBeCloseTo(Math.log(3), 0);                    // chance level at the start
+    trainer.dispose();
+  }, 60_000);
 });
