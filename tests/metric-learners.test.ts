@@ -184,7 +184,7 @@ describe('loss gradients against float64 finite differences (tiny episodes, ref 
       const scores = rel.scores(rel.params, task.xs, task.ys as Int32Array, task.xq, true);
       expect(scores.shape).toEqual([6, 3]);
       expect([...scores.dataSync()].every((v) => v > 0 && v < 1)).toBe(true);
-      expect(fdMismatch((p: any) => rel.loss(p, task), rel.params, 6)).toBeLessThan(1e-5);
+      expect(fdMismatch((p: any) => rel.loss(p, task), rel.params, 4)).toBeLessThan(1e-5);
       rel.dispose();
     });
   }, 60_000);
@@ -212,8 +212,8 @@ describe('training on Omniglot (wasm): the loss falls and memory stays flat', ()
 
   const cases: [string, () => { step: (ts: Task[]) => Promise<number>; evaluate: (ts: Task[]) => Promise<any>; dispose: () => void }, number, number][] = [
     ['Prototypical networks (10-way training, 5-way test)', () => new ProtoNet({ embed: (p: any, x) => mg.nn.conv4Features(p, x), params: conv4(16) }), 10, 40],
-    ['Matching networks with full-context embeddings', () => new MatchingNet({ embed: (p: any, x) => mg.nn.conv4Features(p, x), params: { embed: conv4(16), fce: initFullContext(new mg.Random(1), 16) }, processingSteps: 3 }), 5, 150],
-    ['Relation networks', () => new RelationNet({ params: initRelationNet(new mg.Random(0), { filters: 16 }) }), 5, 200],
+    ['Matching networks with full-context embeddings', () => new MatchingNet({ embed: (p: any, x) => mg.nn.conv4Features(p, x), params: { embed: conv4(16), fce: initFullContext(new mg.Random(1), 16) }, processingSteps: 3 }), 5, 100],
+    ['Relation networks', () => new RelationNet({ params: initRelationNet(new mg.Random(0), { filters: 16 }) }), 5, 150],
   ];
   for (const [name, make, trainWays, steps] of cases) {
     it(name, async () => {
