@@ -9,7 +9,8 @@ import { parseArgs } from 'node:util';
 import { init, optim, tidy, argMax, Random, Tensor, slice } from '../index.js';
 import { initNTM, ntm, copyLoss, initMANN, mann, mannLoss, accuracyByInstance, SequenceTrainer, summarize, formatSummary, Summary, NTMTrace } from '../algorithms/index.js';
 import { CopyTask, copyTensors, Omniglot, LabelDelayEpisodes, labelDelayInput } from '../datasets/index.js';
-import { saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { treeLeaves } from '../engine/pytree.js';
 import { Progress } from './progress.js';
 
 const HELP = `Usage: node dist/cli/memory-learners.js --algorithm ntm|mann [options]
@@ -27,6 +28,8 @@ const HELP = `Usage: node dist/cli/memory-learners.js --algorithm ntm|mann [opti
   --instances K      (mann) instances of each class per episode (default 10)
   --image-size S     (mann) Omniglot images resized to S x S (default 20, as in the paper)
   --test-episodes N  (mann) test episodes for the final accuracy by instance (default 1000)
+  --init-from FILE   start from a checkpoint.json of an earlier run (fresh optimiser state; the
+                     curve's iterations continue from the checkpoint's)
   --seed S           (default 0)
   --out DIR          (default runs/ntm-copy or runs/mann-omniglot)
 `;
@@ -36,7 +39,7 @@ const args = parseArgs({
     algorithm: { type: 'string' }, data: { type: 'string' }, iterations: { type: 'string' }, minutes: { type: 'string' },
     batch: { type: 'string' }, lr: { type: 'string' }, clip: { type: 'string' }, 'eval-every': { type: 'string' },
     ways: { type: 'string' }, instances: { type: 'string' }, 'image-size': { type: 'string' }, 'test-episodes': { type: 'string' },
-    seed: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
+    seed: { type: 'string' }, 'init-from': { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
   },
 }).values;
 
@@ -52,25 +55,36 @@ function num(name: keyof typeof args, dflt: number): number {
   return n;
 }
 
+/** The initial parameters, or those of --init-from (then also the iteration it had reached). */
+function startFrom<P>(fresh: P): { params: P; start: number } {
+  const file = args['init-from'];
+  if (!file) return { params: fresh, start: 0 };
+  const { tree, meta } = loadCheckpoint(file, fresh);
+  treeLeaves(fresh).forEach((t) => t.dispose());
+  console.log(`starting from ${file} (iteration ${meta.iteration})`);
+  return { params: tree, start: Number(meta.iteration ?? 0) };
+}
+
 interface Point { iteration: number; seconds: number; loss: number; [k: string]: unknown }
 
 /** Trains until the iteration or time budget runs out; evaluation time is not counted. */
 async function trainLoop(iterations: number, minutes: number, evalEvery: number, step: (i: number) => Promise<number>,
-  evaluate: (i: number) => Promise<Record<string, unknown>>): Promise<{ curve: Point[]; iterations: number; seconds: number }> {
+  evaluate: (i: number) => Promise<Record<string, unknown>>, start = 0): Promise<{ curve: Point[]; iterations: number; seconds: number }> {
   const curve: Point[] = [];
   const progress = new Progress(iterations, 'training');
   let t0 = performance.now(), avg = NaN, i = 0;
+  const at = (k: number) => start + k;
   const elapsed = () => (performance.now() - t0) / 1000;
   while (i < iterations && elapsed() < minutes * 60) {
     i++;
     const l = await step(i);
     avg = Number.isNaN(avg) ? l : 0.98 * avg + 0.02 * l;
-    if (i % 10 === 0) { curve.push({ iteration: i, seconds: elapsed(), loss: avg }); progress.update(i, { loss: avg }); }
+    if (i % 10 === 0) { curve.push({ iteration: at(i), seconds: elapsed(), loss: avg }); progress.update(i, { loss: avg }); }
     if (evalEvery > 0 && i % evalEvery === 0) {
       const e0 = performance.now();
-      const r = await evaluate(i);
-      curve.push({ iteration: i, seconds: (e0 - t0) / 1000, loss: avg, ...r });
-      progress.note(`held-out at ${i}: ${JSON.stringify(r)}`, performance.now() - e0);
+      const r = await evaluate(at(i));
+      curve.push({ iteration: at(i), seconds: (e0 - t0) / 1000, loss: avg, ...r });
+      progress.note(`held-out at ${at(i)}: ${JSON.stringify(r)}`, performance.now() - e0);
       t0 += performance.now() - e0;
     }
   }
@@ -85,8 +99,9 @@ async function runNTM(out: string) {
   };
   console.log(`metagrad: NTM on the copy task; ${JSON.stringify(cfg)}`);
   const model = { inputSize: cfg.width + 1, outputSize: cfg.width, hidden: cfg.hidden, rows: cfg.rows, width: cfg.memoryWidth };
-  const trainer = new SequenceTrainer(initNTM(new Random(cfg.seed), model), copyLoss, optim.adam({ lr: cfg.lr }), cfg.clip);
-  const task = new CopyTask({ width: cfg.width, minLength: cfg.minLength, maxLength: cfg.maxLength, seed: cfg.seed + 1 });
+  const from = startFrom(initNTM(new Random(cfg.seed), model));
+  const trainer = new SequenceTrainer(from.params, copyLoss, optim.adam({ lr: cfg.lr }), cfg.clip);
+  const task = new CopyTask({ width: cfg.width, minLength: cfg.minLength, maxLength: cfg.maxLength, seed: cfg.seed + 1 + from.start });
   // Fixed held-out batches at lengths 10 and 20: cost in bits per sequence and wrong bits per sequence.
   const heldOut = [10, 20].map((L) => new CopyTask({ width: cfg.width, seed: cfg.seed + 1000 + L }).next(64, L));
   const score = (b: ReturnType<CopyTask['next']>) => tidy(() => {
@@ -102,11 +117,11 @@ async function runNTM(out: string) {
   });
   const evaluate = async () => Object.fromEntries(heldOut.map((b) => [`length${b.length}`, score(b)]));
   const run = await trainLoop(cfg.iterations, cfg.minutes, cfg.evalEvery,
-    () => tidy(() => { const { input, target } = copyTensors(task.next(cfg.batch)); return trainer.step(input, target); }), evaluate);
+    () => tidy(() => { const { input, target } = copyTensors(task.next(cfg.batch)); return trainer.step(input, target); }), evaluate, from.start);
   const final = await evaluate();
   console.log(`trained ${run.iterations} steps (${run.iterations * cfg.batch} sequences) in ${run.seconds.toFixed(0)} s; held-out: ${JSON.stringify(final)}`);
-  await saveCheckpoint(join(out, 'checkpoint.json'), trainer.params, { iteration: run.iterations, config: cfg });
-  writeFileSync(join(out, 'report.json'), JSON.stringify({ config: cfg, trainIterations: run.iterations, trainSeconds: run.seconds, final, curve: run.curve }, null, 1));
+  await saveCheckpoint(join(out, 'checkpoint.json'), trainer.params, { iteration: from.start + run.iterations, config: { ...cfg, initFrom: args['init-from'] ?? null } });
+  writeFileSync(join(out, 'report.json'), JSON.stringify({ config: { ...cfg, initFrom: args['init-from'] ?? null, startIteration: from.start }, trainIterations: run.iterations, trainSeconds: run.seconds, final, curve: run.curve }, null, 1));
   // Pictures: one held-out sequence of length 20 and one of 40 (longer than any seen in training).
   for (const L of [20, 40]) {
     const b = new CopyTask({ width: cfg.width, seed: cfg.seed + 77 }).next(1, L);
@@ -143,9 +158,10 @@ async function runMANN(out: string) {
   const omni = Omniglot.load({ root: args.data, size: cfg.imageSize });
   const pixels = cfg.imageSize * cfg.imageSize;
   const model = { inputSize: pixels + cfg.ways, ways: cfg.ways, hidden: cfg.hidden, rows: cfg.rows, width: cfg.memoryWidth, heads: cfg.heads, decay: cfg.decay, keyStrength: cfg.keyStrength };
-  const trainer = new SequenceTrainer(initMANN(new Random(cfg.seed), model), (p, x: Tensor, y: Int32Array) => mannLoss(p, x, y, model), optim.adam({ lr: cfg.lr }), cfg.clip);
+  const from = startFrom(initMANN(new Random(cfg.seed), model));
+  const trainer = new SequenceTrainer(from.params, (p, x: Tensor, y: Int32Array) => mannLoss(p, x, y, model), optim.adam({ lr: cfg.lr }), cfg.clip);
   const o = { ways: cfg.ways, instances: cfg.instances };
-  const train = new LabelDelayEpisodes(omni.split('train'), { ...o, seed: cfg.seed + 1 });
+  const train = new LabelDelayEpisodes(omni.split('train'), { ...o, seed: cfg.seed + 1 + from.start });
   /** Accuracy by instance number over n episodes: mean ± 95% CI over episodes, per instance. */
   const byInstance = async (source: LabelDelayEpisodes, n: number): Promise<Summary[]> => {
     const perEpisode: number[][] = Array.from({ length: cfg.instances }, () => []);
@@ -166,13 +182,13 @@ async function runMANN(out: string) {
     return { valAccuracyByInstance: r.map((x) => x.mean), note: `iteration ${i}: ${fmt(r)}` };
   };
   const run = await trainLoop(cfg.iterations, cfg.minutes, cfg.evalEvery,
-    () => tidy(() => { const e = train.next(cfg.batch); return trainer.step(labelDelayInput(e), e.labels); }), evaluate);
-  await saveCheckpoint(join(out, 'checkpoint.json'), trainer.params, { iteration: run.iterations, config: cfg });
+    () => tidy(() => { const e = train.next(cfg.batch); return trainer.step(labelDelayInput(e), e.labels); }), evaluate, from.start);
+  await saveCheckpoint(join(out, 'checkpoint.json'), trainer.params, { iteration: from.start + run.iterations, config: { ...cfg, initFrom: args['init-from'] ?? null } });
   const test = await byInstance(new LabelDelayEpisodes(omni.split('test'), { ...o, seed: cfg.seed + 1_000_003 }), cfg.testEpisodes);
   console.log(`trained ${run.iterations} steps (${run.iterations * cfg.batch} episodes) in ${run.seconds.toFixed(0)} s`);
   console.log(`test accuracy by instance over ${cfg.testEpisodes} episodes (% ± 95% CI):`);
   test.forEach((s, k) => console.log(`  instance ${k + 1}: ${formatSummary(s, 100, 1)}`));
-  writeFileSync(join(out, 'report.json'), JSON.stringify({ config: cfg, trainIterations: run.iterations, trainSeconds: run.seconds, testAccuracyByInstance: test, curve: run.curve }, null, 1));
+  writeFileSync(join(out, 'report.json'), JSON.stringify({ config: { ...cfg, initFrom: args['init-from'] ?? null, startIteration: from.start }, trainIterations: run.iterations, trainSeconds: run.seconds, testAccuracyByInstance: test, curve: run.curve }, null, 1));
   trainer.dispose();
   console.log(`wrote ${out}/report.json, checkpoint.json`);
 }
