@@ -8,7 +8,7 @@ export * from './engine/ops.js';
 export { Tensor } from './engine/tensor.js';
 export { grad, valueAndGrad, vjp, jvp, hvp, jacobian, hessian, backward } from './engine/autodiff.js';
 export type { GradOptions } from './engine/autodiff.js';
-export { tidy, keep, noGrad, stopGradient, memory, setCheckNumerics, backend } from './engine/runtime.js';
+export { tidy, keep, noGrad, stopGradient, memory, peakMemory, resetPeakMemory, setCheckNumerics, backend } from './engine/runtime.js';
 export type { MemoryInfo } from './engine/runtime.js';
 export { Random, seed, rand, randn, philox } from './engine/random.js';
 export { treeLeaves, treeMap, treeUnflatten, treePaths } from './engine/pytree.js';
@@ -62,5 +62,6 @@ async function create(name: Exclude<BackendName, 'auto'>): Promise<Backend> {
 }
 
 export * as nn from './engine/nn.js';
+export * as addressing from './engine/memory-addressing.js';
 export * as optim from './engine/optim.js';
 export * as algorithms from './algorithms/index.js';

@@ -1,9 +1,11 @@
 // Whole meta-learning steps beside PyTorch (Debian's python3-torch), in the same run: second-order
 // MAML on sine (25 tasks, K=10, 1 inner step; per-task loop and all tasks at once) and the
-// Omniglot-shaped step (32 tasks, 5-way 1-shot, 15 queries, Conv4 with 64 filters). Repetitions
+// Omniglot-shaped step (32 tasks, 5-way 1-shot, 15 queries, Conv4 with 64 filters), and one
+// Prototypical-networks training episode (60-way 5-shot 5-query, Conv4 with 64 filters). Repetitions
 // alternate between the engines so drift hits both. Run: npm run build && node dist/bench/maml-steps.js
-// [--quick] [--threads N] (PyTorch's thread count; ours is single-threaded). Results go to
-// bench/results/maml-steps-<N>thread.json.
+// [--quick] [--threads N] (PyTorch's thread count; ours is single-threaded) [--filter TEXT] (only
+// workloads whose name contains TEXT, case-insensitive). Results go to
+// bench/results/maml-steps-<N>thread.json (with --filter: maml-steps-<N>thread-<TEXT>.json).
 
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -11,8 +13,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { init, nn, optim, tidy, Random, memory, Tensor } from '../index.js';
-import { MAML, classificationLoss, regressionLoss, Task } from '../algorithms/index.js';
+import { init, nn, optim, tidy, Random, memory, Tensor, treeLeaves } from '../index.js';
+import { MAML, ProtoNet, classificationLoss, regressionLoss, Task } from '../algorithms/index.js';
 import { SineTasks } from '../datasets/index.js';
 import { stats } from './harness.js';
 
@@ -20,6 +22,8 @@ const quick = process.argv.includes('--quick');
 const threadsArg = process.argv.indexOf('--threads');
 const torchThreads = threadsArg > 0 ? Number(process.argv[threadsArg + 1]) : 1;
 const REPS = quick ? 3 : 7;
+const filterArg = process.argv.indexOf('--filter');
+const filter = filterArg > 0 ? process.argv[filterArg + 1].toLowerCase() : null;
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 
@@ -72,12 +76,25 @@ function omniglotWorkload(): Workload {
   return { name: 'Omniglot MAML step, 32 tasks 5-way 1-shot 15 queries, Conv4', torch: 'omniglot', step: async () => { await learner.step(tasks); }, iters: 1 };
 }
 
+/** One Prototypical-networks episode as in Snell et al.'s Omniglot training: 60 ways, 5 shots, 5 queries. */
+function protonetWorkload(): Workload {
+  const rng = new Random(2);
+  const { head, ...features } = nn.initConv4(rng, { ways: 1 });
+  treeLeaves(head).forEach((t) => t.dispose());
+  const learner = new ProtoNet({ embed: (p: any, x: Tensor) => nn.conv4Features(p, x), params: features, optimizer: optim.adam({ lr: 1e-3 }) });
+  const labels = Int32Array.from({ length: 300 }, (_, i) => Math.floor(i / 5));
+  const task: Task = { xs: rng.uniform([300, 1, 28, 28]), ys: labels, xq: rng.uniform([300, 1, 28, 28]), yq: labels };
+  return { name: 'ProtoNet episode, 60-way 5-shot 5 queries, Conv4', torch: 'protonet', step: async () => { await learner.step([task]); }, iters: 1 };
+}
+
 async function main() {
   await init({ backend: 'wasm' });
   const torch = existsSync('/usr/bin/python3') ? new TorchPeer() : null;
   const torchInfo = torch ? await torch.next().catch(() => null) : null;
   const rows: any[] = [];
-  const workloads = [...sineWorkloads(), ...(process.argv.includes('--no-omniglot') ? [] : [omniglotWorkload()])];
+  const all = () => [...sineWorkloads(), ...(process.argv.includes('--no-omniglot') ? [] : [omniglotWorkload()]), protonetWorkload()];
+  const workloads = all().filter((w) => filter === null || w.name.toLowerCase().includes(filter));
+  if (workloads.length === 0) throw new Error(`maml-steps: no workload name contains '${filter}'`);
   for (const w of workloads) {
     await w.step(); // warm-up
     const before = memory();
@@ -99,7 +116,7 @@ async function main() {
   torch?.close();
   const out = { date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, torch: torchInfo?.torch ?? null, quick, reps: REPS, rows };
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(root, 'bench', 'results', `maml-steps-${torchThreads}thread.json`), JSON.stringify(out, null, 1));
+  writeFileSync(join(root, 'bench', 'results', `maml-steps-${torchThreads}thread${filter ? '-' + filter.replace(/[^a-z0-9]+/g, '_') : ''}.json`), JSON.stringify(out, null, 1));
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -20,6 +20,8 @@ RUNS=(
   "reptile-5w1s|--algorithm reptile --ways 5 --shots 1 --meta-batch 5 --iterations 1500 --inner-lr 0.1 --inner-steps 5 --test-steps 10 --eval-every 250"
   "maml-5w5s|--algorithm maml --ways 5 --shots 5 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
   "maml-20w1s|--algorithm maml --ways 20 --shots 1 --meta-batch 4 --iterations 400 --inner-lr 0.1 --eval-every 100"
+  # Prototypical networks (issue #5): 20-way training episodes for 5-way testing, 5 queries per class
+  "protonet-5w1s|--algorithm protonet --ways 5 --train-ways 20 --shots 1 --queries 5 --iterations 800"
 )
 
 npm run build --silent

@@ -10,10 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { init, matmul, memory, tensor, tidy, valueAndGrad, type BackendName } from '../index.js';
+import { init, matmul, tensor, tidy, valueAndGrad, type BackendName } from '../index.js';
 import { conv4Loss, flatParams, makeConv4Host, oursConv4 } from './conv4.js';
 import { hwioToOihw, HostRng, relErr } from './data.js';
-import { stats, timeInterleaved, type Contender, type TimingOptions } from './harness.js';
+import { timeInterleaved, type Contender, type TimingOptions } from './harness.js';
+import { check, errorRow, fmtSnap, oursMem, same, tfMem, timedRows, tracked, type Ctx, type Row, type Unit } from './rows.js';
+import { bandwidthBenches, convKernelBenches, softmaxBench } from './kernel-benches.js';
 import { loadTfjs, tfConv4, useTfBackend, type Tfjs } from './tfjs.js';
 import type * as TF from '@tensorflow/tfjs-core';
 
@@ -52,102 +54,6 @@ function parseArgs(argv: string[]): Options {
   }
   return o;
 }
-
-// ---------- results ----------
-
-type Unit = 'GFLOP/s' | 'ms';
-
-interface Row {
-  benchmark: string;
-  implementation: string;
-  unit: Unit;
-  median: number | null;
-  min: number | null;
-  max: number | null;
-  reps: number;
-  itersPerRep: number;
-  threads: number;
-  /** On peer rows: how many times faster ours is than this row (ours/peer for GFLOP/s, peer/ours for ms). */
-  oursSpeedup: number | null;
-  /** Cross-engine agreement measured on this row (peer rows), and whether it is within tolerance. */
-  check?: { what: string; value: number; tolerance: number; ok: boolean };
-  /** Set when this implementation could not run the benchmark: the message it threw. */
-  error?: string;
-  /** Tensors the failed call left behind in the peer's engine (tfjs does not free them). */
-  leakedTensors?: number;
-  /** The machine's 1-minute load average when the benchmark started. */
-  loadAvg1m?: number;
-}
-
-interface Snapshot { tensors: number; bytes: number; /** ours: tensors alive, including those only a recorded graph holds */ alive?: number }
-
-interface MemoryCheck {
-  benchmark: string;
-  engine: string;
-  /** Live tensors and bytes before the benchmark, after its setup, after all its timed runs, after its cleanup. */
-  before: Snapshot;
-  afterSetup: Snapshot | null;
-  afterRuns: Snapshot | null;
-  afterCleanup: Snapshot;
-  /** Tensors the peer itself leaked during setup (tfjs after a gradient call that threw). */
-  peerLeak: number;
-  flat: boolean;
-}
-
-interface Ctx {
-  tfjs: Tfjs;
-  tf: Tfjs['tf'];
-  oursImpl: string;
-  oursThreads: number;
-  /** For WebGPU: waits until the GPU has finished, so its work is inside the timed region. */
-  finish?: () => Promise<void>;
-  timing: TimingOptions;
-  quick: boolean;
-  memory: MemoryCheck[];
-}
-
-const oursMem = (): Snapshot => { const m = memory(); return { tensors: m.tensors, alive: m.aliveTensors, bytes: m.bytes }; };
-const tfMem = (tf: Tfjs['tf']): Snapshot => { const m = tf.memory(); return { tensors: m.numTensors, bytes: m.numBytes }; };
-const same = (a: Snapshot | null, b: Snapshot | null) => !!a && !!b && a.tensors === b.tensors && a.alive === b.alive && a.bytes === b.bytes;
-const fmtSnap = (m: Snapshot | null) => (m ? `${m.tensors} tensors${m.alive === undefined ? '' : ` (${m.alive} alive)`}, ${m.bytes} B` : 'not reached');
-
-interface Marks { setup(): void; runs(): void; peerLeak(n: number): void }
-
-/**
- * Runs `body` between memory snapshots of one engine: flat means the timed runs ended where they
- * started and cleanup returned to the state before the benchmark.
- */
-async function tracked<T>(ctx: Ctx, bench: string, engine: string, snap: () => Snapshot, body: (mark: Marks) => Promise<T>): Promise<T> {
-  const before = snap();
-  let afterSetup: Snapshot | null = null, afterRuns: Snapshot | null = null, peerLeak = 0;
-  try {
-    return await body({ setup: () => { afterSetup = snap(); }, runs: () => { afterRuns = snap(); }, peerLeak: (n) => { peerLeak = n; } });
-  } finally {
-    const afterCleanup = snap();
-    ctx.memory.push({ benchmark: bench, engine, before, afterSetup, afterRuns, afterCleanup, peerLeak,
-      flat: same(afterSetup, afterRuns) && (peerLeak > 0 ? afterCleanup.tensors === before.tensors + peerLeak : same(before, afterCleanup)) });
-  }
-}
-
-function timedRows(bench: string, unit: Unit, cs: Contender[], ts: { msPerOp: number[]; itersPerRep: number }[], flop: number): Row[] {
-  const rows = cs.map((c, i): Row => {
-    const v = unit === 'ms' ? ts[i].msPerOp : ts[i].msPerOp.map((ms) => flop / (ms * 1e6));
-    const s = stats(v);
-    return { benchmark: bench, implementation: c.impl, unit, ...s, reps: v.length, itersPerRep: ts[i].itersPerRep, threads: c.threads, oursSpeedup: null };
-  });
-  const ours = rows[0];
-  for (const r of rows.slice(1)) {
-    r.oursSpeedup = unit === 'ms' ? r.median! / ours.median! : ours.median! / r.median!;
-  }
-  return rows;
-}
-
-const errorRow = (bench: string, impl: string, unit: Unit, threads: number, e: unknown): Row => ({
-  benchmark: bench, implementation: impl, unit, median: null, min: null, max: null, reps: 0, itersPerRep: 0, threads,
-  oursSpeedup: null, error: e instanceof Error ? e.message : String(e),
-});
-
-const check = (what: string, value: number, tolerance: number) => ({ what, value, tolerance, ok: value <= tolerance });
 
 // ---------- benchmarks ----------
 
@@ -354,9 +260,16 @@ async function main(): Promise<void> {
       : { name: 'matmul 80x576 @ 576x64', run: () => matmulBench(ctx, 80, 576, 64) },
     { name: `conv4 fwd+bwd ${batch}x1x28x28`, run: () => conv4TrainBench(ctx, batch) },
     { name: `conv4 fwd ${batch}x1x28x28`, run: () => conv4ForwardBench(ctx, batch) },
+    ...(o.tiny ? convKernelBenches(ctx, 2, 4, 6) : convKernelBenches(ctx, batch)),
+    ...(o.tiny ? bandwidthBenches(ctx, 4096, [4, 8, 6, 6]) : bandwidthBenches(ctx, 2 ** 22, [80, 64, 14, 14])),
+    o.tiny ? softmaxBench(ctx, 8, 10) : softmaxBench(ctx, 1024, 1000),
   ];
   const selected = benches.filter((b) => o.filter === null || b.name.toLowerCase().includes(o.filter));
-  if (selected.length === 0) throw new Error(`--filter '${o.filter}' matches none of: ${benches.map((b) => b.name).join(', ')}`);
+  if (selected.length === 0) {
+    // Not an error: the suite passes one filter to every stage.
+    console.log(`--filter '${o.filter}' matches no kernel benchmark (${benches.map((b) => b.name).join(', ')}); nothing to run`);
+    return;
+  }
 
   console.log(`ours: ${ctx.oursImpl}, ${oursThreads} thread(s); tfjs-wasm: ${tfjs.wasmThreads} thread(s) (setThreadsCount(1); getThreadsCount() = ${tfjs.wasmThreads}), SIMD ${tfjs.wasmSimd ? 'on' : 'off'}; tfjs-cpu: plain JS, 1 thread`);
   console.log(`${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} logical cores, Node ${process.version}; ${o.quick ? 'QUICK run (smoke test, not for reporting)' : `${timing.reps} interleaved reps of >= ${timing.minRepMs} ms each`}\n`);
@@ -375,7 +288,7 @@ async function main(): Promise<void> {
       rows.push(...(await b.run()));
     } catch (e) {
       // A failure outside any one engine's timed loop (setup, a cross-check): the benchmark's own row.
-      rows.push(errorRow(b.name, '(benchmark)', b.name.startsWith('matmul') ? 'GFLOP/s' : 'ms', 0, e));
+      rows.push(errorRow(b.name, '(benchmark)', 'ms', 0, e));
     }
     for (const r of rows.slice(first)) r.loadAvg1m = load;
     process.stdout.write(` ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

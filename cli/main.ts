@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { init, nn, optim, tidy, Random, Tensor, linspace, stack, tensor, treeLeaves } from '../index.js';
 import { FineTuneBaseline, MAML, Reptile, classificationLoss, regressionLoss, formatSummary, Task, ForwardContext, Summary } from '../algorithms/index.js';
 import { BatchSampler, EpisodeSampler, Omniglot, SineTasks, episodeTensors, ClassDataset } from '../datasets/index.js';
+import { MatchingNet, ProtoNet, RelationNet, initFullContext, initRelationNet } from '../algorithms/index.js';
 import { saveCheckpoint } from './checkpoint.js';
 import { linePlot } from './plot.js';
 import { Progress } from './progress.js';
@@ -25,12 +26,23 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
                      meta rate, and on Omniglot per-step batch-norm running statistics and
                      per-step batch-norm weights and biases, meta-learned but not adapted),
                      finetune (Omniglot: pretrain Conv4 over all training classes in batches of
-                     meta-batch x ways images, then fit a new head per test task)
+                     meta-batch x ways images, then fit a new head per test task),
+                     protonet, matching, relation (Omniglot, metric-based, no inner loop: one
+                     Adam step per meta-batch of episodes, default 1): Prototypical networks
+                     (Conv4 embedding, squared Euclidean distance to class means), Matching
+                     networks (cosine attention over the support; --fce for full-context
+                     embeddings), Relation networks (the paper's embedding and relation module,
+                     MSE to the one-hot match)
   --dataset NAME     sine (default) or omniglot
   --data DIR         folder with Omniglot's images_background.zip and images_evaluation.zip
                      (and splits/vinyals/*.txt); required for omniglot
   --split NAME       omniglot class split: vinyals (default) or maml (1200 training characters)
   --ways N           classes per episode (omniglot; default 5)
+  --train-ways N     classes per training episode for protonet, matching, relation (default
+                     --ways; Prototypical networks train 60-way for 5- and 20-way tests)
+  --fce              matching: full-context embeddings (biLSTM over the support, attention LSTM
+                     over the query)
+  --processing-steps K   matching with --fce: attention LSTM steps (default 5)
   --shots K          support examples per class, or sine points (default 1 omniglot, 10 sine)
   --queries Q        query examples per class (default 15 omniglot; sine: as shots)
   --meta-batch T     tasks per meta-update (default 25 sine, 32 omniglot)
@@ -58,6 +70,7 @@ const args = parseArgs({
     'meta-batch': { type: 'string' }, iterations: { type: 'string' }, 'inner-lr': { type: 'string' }, 'inner-steps': { type: 'string' },
     'test-steps': { type: 'string' }, 'meta-lr': { type: 'string' }, 'eval-tasks': { type: 'string' }, 'checkpoint-every': { type: 'string' },
     'eval-every': { type: 'string' },
+    'train-ways': { type: 'string' }, fce: { type: 'boolean' }, 'processing-steps': { type: 'string' },
     seed: { type: 'string' }, backend: { type: 'string', default: 'wasm' }, out: { type: 'string' }, help: { type: 'boolean' },
   },
 }).values;
@@ -74,7 +87,9 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-const ALGORITHMS = ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'reptile', 'mamlpp', 'finetune'];
+const ALGORITHMS = ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'reptile', 'mamlpp', 'finetune', 'protonet', 'matching', 'relation'];
+/** Metric-based learners: they compare queries with the support set, with no inner loop. */
+const METRIC = ['protonet', 'matching', 'relation'];
 
 async function main() {
   if (args.help) { process.stdout.write(HELP); return; }
@@ -86,11 +101,14 @@ async function main() {
   const cfg = {
     algorithm, dataset, backend: args.backend,
     ways: num('ways', 5), shots: num('shots', sine ? 10 : 1), queries: num('queries', sine ? num('shots', 10) : 15),
-    metaBatch: num('meta-batch', sine ? 25 : 32), iterations: num('iterations', sine ? 5000 : 2000),
+    metaBatch: num('meta-batch', sine ? 25 : METRIC.includes(algorithm) ? 1 : 32), iterations: num('iterations', sine ? 5000 : 2000),
     innerLr: num('inner-lr', sine ? 0.01 : 0.1), innerSteps: num('inner-steps', 1), testSteps: num('test-steps', sine ? 10 : 3),
     metaLr: num('meta-lr', algorithm === 'reptile' ? 1 : 0.001), evalTasks: num('eval-tasks', sine ? 500 : 600),
     checkpointEvery: num('checkpoint-every', 500), evalEvery: num('eval-every', 0), seed: num('seed', 0),
+    trainWays: num('train-ways', num('ways', 5)), fce: !!args.fce, processingSteps: num('processing-steps', 5),
   };
+  if (args['train-ways'] !== undefined && !METRIC.includes(algorithm)) fail(`--train-ways is for ${METRIC.join(', ')} (the ${algorithm} model's head has --ways outputs)`);
+  if ((args.fce || args['processing-steps'] !== undefined) && algorithm !== 'matching') fail('--fce and --processing-steps are for --algorithm matching');
   const out = args.out ?? join('runs', `${dataset}-${algorithm}`);
   mkdirSync(out, { recursive: true });
   await init({ backend: args.backend as 'wasm' | 'ref' });
@@ -119,7 +137,7 @@ async function main() {
     const split = args.split as 'vinyals' | 'maml';
     const trainSet = omni.split(split === 'maml' ? 'trainval' : 'train', split), testSet = omni.split('test', split);
     const o = { ways: cfg.ways, shots: cfg.shots, queries: cfg.queries };
-    const trainS = new EpisodeSampler(trainSet, { ...o, seed: cfg.seed + 1 }), testS = new EpisodeSampler(testSet, { ...o, seed: cfg.seed + 1_000_003 });
+    const trainS = new EpisodeSampler(trainSet, { ...o, ways: cfg.trainWays, seed: cfg.seed + 1 }), testS = new EpisodeSampler(testSet, { ...o, seed: cfg.seed + 1_000_003 });
     const curveS = new EpisodeSampler(split === 'maml' ? testSet : omni.split('val', split), { ...o, seed: cfg.seed + 2_000_003 });
     if (algorithm === 'mamlpp') {
       // One set of statistics, and of batch-norm weights, per inner step, plus one for the query
@@ -146,7 +164,21 @@ async function main() {
   let evaluate: (tasks: Task[], steps: number) => Promise<{ loss: Summary; accuracy?: Summary }>;
   let learned: () => unknown;
   let dispose: () => void;
-  if (algorithm === 'finetune') {
+  if (METRIC.includes(algorithm)) {
+    if (!trainClasses) fail(`--algorithm ${algorithm} needs a classification dataset (--dataset omniglot)`);
+    // Conv4 without its head (64-d features on 28x28), or the Relation network's own modules.
+    const { head, ...features } = params;
+    treeLeaves(head).forEach((t) => t.dispose());
+    const embed = (p: any, x: Tensor) => nn.conv4Features(p, x);
+    const optimizer = optim.adam({ lr: cfg.metaLr });
+    const learner = algorithm === 'protonet' ? new ProtoNet({ embed, params: features, optimizer })
+      : algorithm === 'matching' ? new MatchingNet({ embed, params: { embed: features, fce: cfg.fce ? initFullContext(rng, 64) : undefined }, processingSteps: cfg.processingSteps, optimizer })
+      : (treeLeaves(features).forEach((t) => t.dispose()), new RelationNet({ params: initRelationNet(rng), optimizer }));
+    step = () => tidy(() => learner.step(Array.from({ length: cfg.metaBatch }, nextTask)));
+    evaluate = (tasks) => learner.evaluate(tasks);
+    learned = () => learner.params;
+    dispose = () => learner.dispose();
+  } else if (algorithm === 'finetune') {
     if (!trainClasses) fail('--algorithm finetune needs a classification dataset (--dataset omniglot)');
     // Pretraining: ordinary batches over every training class, one head output per class.
     treeLeaves(params).forEach((t) => t.dispose());
@@ -216,7 +248,7 @@ async function main() {
     const r = await tidy(async () => evaluate(evalSet(evalSource, cfg.evalTasks), steps));
     report[`eval_${steps}_steps`] = r;
     const what = r.accuracy ? `accuracy ${formatSummary(r.accuracy, 100)} %` : `MSE ${formatSummary(r.loss, 1, 3)}`;
-    const when = algorithm === 'finetune' ? 'with a fine-tuned head' : steps === 0 ? 'pre-adaptation' : `after ${steps} step${steps > 1 ? 's' : ''}`;
+    const when = algorithm === 'finetune' ? 'with a fine-tuned head' : METRIC.includes(algorithm) ? 'comparing with the support set' : steps === 0 ? 'pre-adaptation' : `after ${steps} step${steps > 1 ? 's' : ''}`;
     console.log(`${when}: ${what} over ${cfg.evalTasks} test tasks`);
   }
   writeFileSync(join(out, 'report.json'), JSON.stringify(report, null, 1));

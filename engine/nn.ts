@@ -47,6 +47,18 @@ export const initConv2d = (rng: Random, inChannels: number, outChannels: number,
 export const conv2dLayer = (p: Conv2dParams, x: Tensor, opts: ops.Conv2dOptions = {}): Tensor =>
   ops.add(ops.conv2d(x, p.w, opts), ops.reshape(p.b, [1, -1, 1, 1]));
 
+export interface ConvBlockParams { [k: string]: Params; conv: Conv2dParams; bn: BatchNormParams }
+export const initConvBlock = (rng: Random, inChannels: number, outChannels: number, o: InitOptions = {}): ConvBlockParams =>
+  ({ conv: initConv2d(rng, inChannels, outChannels, 3, o), bn: initBatchNorm(outChannels, o) });
+/**
+ * One block of the few-shot backbones: 3x3 conv, batch norm (batch statistics), ReLU, and a 2x2
+ * max-pool unless `pool` is false; `padding` 1 keeps the size, 0 trims a pixel each side.
+ */
+export function convBlock(p: ConvBlockParams, x: Tensor, o: { padding?: number; pool?: boolean } = {}): Tensor {
+  const h = ops.relu(batchNorm(p.bn, conv2dLayer(p.conv, x, { padding: o.padding ?? 1 }), { stats: 'batch' }).y);
+  return o.pool === false ? h : ops.maxPool2d(h, 2);
+}
+
 // ---------- batch normalisation ----------
 
 export interface BatchNormParams { [k: string]: Tensor; scale: Tensor; shift: Tensor }
@@ -117,6 +129,74 @@ export function lstmCell(p: LSTMParams, x: Tensor, s: LSTMState): LSTMState {
   const [i, f, g, o] = ops.split(z, 4, 1);
   const c = ops.add(ops.mul(ops.sigmoid(f), s.c), ops.mul(ops.sigmoid(i), ops.tanh(g)));
   return { h: ops.mul(ops.sigmoid(o), ops.tanh(c)), c };
+}
+
+export interface BiLSTMParams { [k: string]: LSTMParams; forward: LSTMParams; backward: LSTMParams }
+export const initBiLSTM = (rng: Random, inputSize: number, hiddenSize: number, o: InitOptions = {}): BiLSTMParams =>
+  ({ forward: initLSTM(rng, inputSize, hiddenSize, o), backward: initLSTM(rng, inputSize, hiddenSize, o) });
+/**
+ * A bidirectional LSTM over a sequence xs [steps, batch, in], from zero states: one lstmCell run
+ * first to last and one last to first. Returns each direction's hidden states [steps, batch, hidden],
+ * aligned with the input positions (backward[t] has seen xs[t..end]).
+ */
+export function biLSTM(p: BiLSTMParams, xs: Tensor): { forward: Tensor; backward: Tensor } {
+  if (xs.rank !== 3) throw new Error(`biLSTM: the sequence must be [steps, batch, features], got [${xs.shape}]`);
+  const [steps, batch, features] = xs.shape, hidden = p.forward.wh.shape[0];
+  if (p.forward.wx.shape[0] !== features) throw new Error(`biLSTM: the input has ${features} features but the cell expects ${p.forward.wx.shape[0]}`);
+  const at = ops.split(xs, steps, 0).map((x) => ops.reshape(x, [batch, features]));
+  const run = (cell: LSTMParams, order: number[]): Tensor[] => {
+    const hs: Tensor[] = new Array(steps);
+    let s: LSTMState = { h: ops.zeros([batch, hidden], { dtype: xs.dtype }), c: ops.zeros([batch, hidden], { dtype: xs.dtype }) };
+    for (const t of order) { s = lstmCell(cell, at[t], s); hs[t] = s.h; }
+    return hs;
+  };
+  const ahead = [...Array(steps).keys()];
+  return { forward: ops.stack(run(p.forward, ahead)), backward: ops.stack(run(p.backward, ahead.reverse())) };
+}
+
+// ---------- distances and attention (metric-based meta-learners, memory addressing) ----------
+
+function checkPairs(op: string, a: Tensor, b: Tensor): void {
+  if (a.rank !== 2 || b.rank !== 2 || a.shape[1] !== b.shape[1]) {
+    throw new Error(`${op}: expects embeddings a [n, d] and b [m, d] with the same d, got [${a.shape}] and [${b.shape}]`);
+  }
+}
+
+/**
+ * Squared Euclidean distances between the rows of a [n, d] and b [m, d] -> [n, m], as
+ * |a|^2 + |b|^2 - 2 a.b (one matmul instead of an [n, m, d] difference tensor). Rounding can make
+ * that slightly negative for near-equal rows, so it is clamped at 0.
+ */
+export function squaredDistances(a: Tensor, b: Tensor): Tensor {
+  checkPairs('squaredDistances', a, b);
+  const aa = ops.sum(ops.mul(a, a), 1, true), bb = ops.reshape(ops.sum(ops.mul(b, b), 1), [1, -1]);
+  return ops.relu(ops.sub(ops.add(aa, bb), ops.mul(ops.matmul(a, b, { transB: true }), 2)));
+}
+
+/**
+ * Rows scaled to unit length, x / max(|x|, eps) (as PyTorch's F.normalize): a zero row stays zero,
+ * and the gradient is finite there because the sqrt is never taken at 0.
+ */
+export function l2Normalize(x: Tensor, eps = 1e-8, axis = -1): Tensor {
+  return ops.div(x, ops.sqrt(ops.maximum(ops.sum(ops.mul(x, x), axis, true), eps * eps)));
+}
+
+/** Cosine similarities between the rows of a [n, d] and b [m, d] -> [n, m]; 0 against a zero row. */
+export function cosineSimilarity(a: Tensor, b: Tensor, eps = 1e-8): Tensor {
+  checkPairs('cosineSimilarity', a, b);
+  return ops.matmul(l2Normalize(a, eps), l2Normalize(b, eps), { transB: true });
+}
+
+/**
+ * Soft attention: weights = softmax(scores) over the last axis ([n, m]: n queries over m items),
+ * output = weights @ values ([m, k] -> [n, k]), the weighted sum of the values.
+ */
+export function attention(scores: Tensor, values: Tensor): { weights: Tensor; output: Tensor } {
+  if (scores.rank !== 2 || values.rank !== 2 || scores.shape[1] !== values.shape[0]) {
+    throw new Error(`attention: scores [n, m] need values [m, k], got [${scores.shape}] and [${values.shape}]`);
+  }
+  const weights = ops.softmax(scores, -1);
+  return { weights, output: ops.matmul(weights, values) };
 }
 
 // ---------- the backbones of the MAML paper ----------

@@ -118,12 +118,24 @@ export function memory(): MemoryInfo {
   return { tensors: stats.handles, aliveTensors: stats.alive, bytes: b.bytesInUse(), backend: b.name };
 }
 
+// The high-water mark of live bytes, sampled at every tensor creation (storage is only ever
+// allocated for a new tensor, so no peak is missed).
+let peakBytes = 0;
+
+/** The most bytes live storages held on the active backend since the last `resetPeakMemory()`. */
+export function peakMemory(): number { return Math.max(peakBytes, backend().bytesInUse()); }
+
+/** Starts a new high-water mark from the bytes live now (e.g. before the step to be measured). */
+export function resetPeakMemory(): void { peakBytes = backend().bytesInUse(); }
+
 // ---------- running primitives ----------
 
 /** Wraps backend storage in a new tensor owned by the current scope. */
 export function makeTensor(shape: readonly number[], dtype: DType, data: { backend: Backend; storage: any; refs: number }): Tensor {
   const t = new Tensor(shape, dtype, data);
   track(t);
+  const live = data.backend.bytesInUse();
+  if (live > peakBytes) peakBytes = live;
   return t;
 }
 

@@ -26,6 +26,23 @@ for (const b of backendNames) {
       expect(mg.memory()).toEqual(before);
     });
 
+    it('peakMemory reports the high-water mark of live bytes since resetPeakMemory', async () => {
+      await activate(b);
+      const base = mg.memory().bytes;
+      mg.resetPeakMemory();
+      expect(mg.peakMemory()).toBe(base);
+      mg.tidy(() => {
+        const x = mg.zeros([1000]);           // 1000 elements
+        mg.tidy(() => x.add(1).mul(2));       // two more live at once, then freed
+      });
+      expect(mg.memory().bytes).toBe(base);
+      // Three 1000-element float32 tensors at once, plus the scalar constants 1 and 2.
+      expect(mg.peakMemory() - base).toBeGreaterThanOrEqual(3000 * 4);
+      expect(mg.peakMemory() - base).toBeLessThanOrEqual(3000 * 4 + 16);
+      mg.resetPeakMemory();
+      expect(mg.peakMemory()).toBe(base);
+    });
+
     it('a scope spans await and still frees', async () => {
       await activate(b);
       const before = mg.memory();

@@ -6,6 +6,8 @@ Workloads mirror ours exactly: second-order MAML, inner SGD, Adam meta-update.
   sine-loop     25 tasks, K=10 support and 10 query points, 1 inner step, MLP 1-40-40-1, per-task loop
   sine-batched  the same, all tasks at once (per-task weights stacked on a leading axis, bmm)
   omniglot      32 tasks, 5-way 1-shot, 15 queries, Conv4 (64 filters, batch-statistics BN), 1 inner step
+  protonet      one Prototypical-networks episode, 60-way 5-shot 5 queries, Conv4 features (64 filters),
+                support and query embedded in one batch, -squared Euclidean distance to class means, Adam
 """
 import json
 import sys
@@ -120,7 +122,37 @@ class Omniglot:
         self.opt.step()
 
 
-BENCHES = {'sine-loop': SineLoop, 'sine-batched': SineBatched, 'omniglot': Omniglot}
+def conv4_features(p, x):
+    h = x
+    for i in range(4):
+        w, b, scale, shift = p[4 * i: 4 * i + 4]
+        h = F.conv2d(h, w, b, padding=1)
+        h = F.batch_norm(h, None, None, scale, shift, training=True)
+        h = F.max_pool2d(F.relu(h), 2)
+    return h.flatten(1)
+
+
+class ProtoNet:
+    def __init__(self, ways=60, shots=5, queries=5):
+        self.p = conv4_params()[:16]  # no head
+        self.opt = torch.optim.Adam(self.p, lr=1e-3)
+        self.ways, self.shots = ways, shots
+        self.xs = torch.rand(ways * shots, 1, 28, 28)
+        self.xq = torch.rand(ways * queries, 1, 28, 28)
+        self.yq = torch.arange(ways).repeat_interleave(queries)
+
+    def step(self):
+        self.opt.zero_grad()
+        e = conv4_features(self.p, torch.cat([self.xs, self.xq]))
+        es, eq = e[:self.xs.shape[0]], e[self.xs.shape[0]:]
+        protos = es.reshape(self.ways, self.shots, -1).mean(1)
+        # |q|^2 + |p|^2 - 2 q.p, clamped at 0: the same formula as ours.
+        d = (eq.pow(2).sum(1, keepdim=True) + protos.pow(2).sum(1) - 2 * eq @ protos.t()).clamp_min(0)
+        F.cross_entropy(-d, self.yq).backward()
+        self.opt.step()
+
+
+BENCHES = {'sine-loop': SineLoop, 'sine-batched': SineBatched, 'omniglot': Omniglot, 'protonet': ProtoNet}
 
 
 def main():

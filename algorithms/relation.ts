@@ -1,0 +1,97 @@
+// Relation networks (Sung et al. 2018): an embedding module keeps spatial feature maps; each query's
+// maps are concatenated in depth with each class's (the sum of its support maps for K shots) and a
+// learned relation module scores the pair in [0, 1]. Trained by mean squared error to the one-hot
+// match (1 for the query's class, 0 otherwise), as in the paper.
+
+import * as ops from '../engine/ops.js';
+import { ConvBlockParams, LinearParams, Params, convBlock, initConvBlock, initLinear, linear } from '../engine/nn.js';
+import type { InitOptions } from '../engine/nn.js';
+import type { Optimizer } from '../engine/optim.js';
+import type { Random } from '../engine/random.js';
+import type { Tensor } from '../engine/tensor.js';
+import { Embedding, MetricLearner, embedTogether, labelMatrix, supportWays } from './metric.js';
+
+export interface RelationNetParams { [k: string]: Params; embed: Params; relation: Params }
+
+/**
+ * The linear layers as the paper's code initialises them: weights N(0, 0.01), biases 1. With He
+ * initialisation the sigmoid starts saturated and training stays at chance for hundreds of episodes.
+ */
+function paperLinear(rng: Random, inFeatures: number, outFeatures: number, o: InitOptions): LinearParams {
+  return { w: rng.normal([inFeatures, outFeatures], { std: 0.01, dtype: o.dtype ?? 'float32' }), b: ops.ones([outFeatures], { dtype: o.dtype }) };
+}
+
+/**
+ * The paper's Omniglot networks. Embedding: 4 x [3x3 conv (64), BN, ReLU], the first two unpadded
+ * and max-pooled, the last two padded and unpooled: 28x28 -> 64 maps of 5x5. Relation module: 2 x
+ * [3x3 conv (64, padded), BN, ReLU, 2x2 max-pool] on the 128 concatenated maps (5 -> 2 -> 1), then
+ * linear 64 -> 8, ReLU, linear 8 -> 1, sigmoid.
+ */
+export function initRelationNet(rng: Random, o: InitOptions & { filters?: number; inChannels?: number; imageSize?: number; hidden?: number } = {}): RelationNetParams {
+  const f = o.filters ?? 64, c = o.inChannels ?? 1, hidden = o.hidden ?? 8;
+  let s = o.imageSize ?? 28;
+  s = Math.floor((s - 2) / 2); s = Math.floor((s - 2) / 2);   // the embedding's two unpadded, pooled blocks
+  const r = Math.floor(Math.floor(s / 2) / 2);                  // the relation module's two pooled blocks
+  if (r < 1) throw new Error(`initRelationNet: ${o.imageSize}x${o.imageSize} images leave no feature map for the relation module (need at least 28x28)`);
+  return {
+    embed: { blocks: [initConvBlock(rng, c, f, o), initConvBlock(rng, f, f, o), initConvBlock(rng, f, f, o), initConvBlock(rng, f, f, o)] },
+    relation: {
+      blocks: [initConvBlock(rng, 2 * f, f, o), initConvBlock(rng, f, f, o)],
+      fc1: paperLinear(rng, f * r * r, hidden, o), fc2: paperLinear(rng, hidden, 1, o),
+    },
+  };
+}
+
+/** The embedding module: images [N, C, H, W] -> feature maps [N, filters, h, w]. */
+export function relationEmbedding(p: Params, x: Tensor): Tensor {
+  const b = p.blocks as ConvBlockParams[];
+  let h = convBlock(b[0], x, { padding: 0 });
+  h = convBlock(b[1], h, { padding: 0 });
+  h = convBlock(b[2], h, { padding: 1, pool: false });
+  return convBlock(b[3], h, { padding: 1, pool: false });
+}
+
+/** The relation module: concatenated pairs [n, 2 * filters, h, w] -> scores [n] in (0, 1). */
+export function relationModule(p: Params, pairs: Tensor): Tensor {
+  const [b0, b1] = p.blocks as ConvBlockParams[];
+  const h = ops.flatten(convBlock(b1, convBlock(b0, pairs)));
+  return ops.reshape(ops.sigmoid(linear(p.fc2 as LinearParams, ops.relu(linear(p.fc1 as LinearParams, h)))), [-1]);
+}
+
+export interface RelationNetOptions<P> {
+  /** Parameters { embed, relation } (e.g. initRelationNet); taken over. */
+  params: { embed: P; relation: P };
+  /** Default: relationEmbedding (feature maps, not flattened). */
+  embed?: Embedding<P>;
+  /** Default: relationModule. */
+  relate?: (params: P, pairs: Tensor) => Tensor;
+  /** Default Adam with rate 1e-3, as the paper. */
+  optimizer?: Optimizer;
+}
+
+export class RelationNet<P = Params> extends MetricLearner<{ embed: P; relation: P }> {
+  private readonly embed: Embedding<P>;
+  private readonly relate: (params: P, pairs: Tensor) => Tensor;
+
+  constructor(readonly o: RelationNetOptions<P>) {
+    super('RelationNet', o.params, o.optimizer);
+    this.embed = o.embed ?? ((p, x) => relationEmbedding(p as Params, x));
+    this.relate = o.relate ?? ((p, pairs) => relationModule(p as Params, pairs));
+  }
+
+  /** Relation scores [queries, ways] in (0, 1). */
+  scores(params: { embed: P; relation: P }, xs: Tensor, ys: Int32Array, xq: Tensor, training: boolean): Tensor {
+    const ways = supportWays('RelationNet', ys);
+    const [es, eq] = embedTogether(this.embed, params.embed, xs, xq, training);
+    if (es.rank !== 4) throw new Error(`RelationNet: the embedding must give feature maps [N, C, H, W], got [${es.shape}]`);
+    const [, c, h, w] = es.shape, q = eq.shape[0];
+    // K shots: a class is the sum of its support feature maps.
+    const classes = ops.reshape(ops.matmul(labelMatrix(ys, ways, es), ops.flatten(es), { transA: true }), [ways, c, h, w]);
+    const grid = [q, ways, c, h, w];
+    const pairs = ops.concat([ops.broadcastTo(ops.expandDims(classes, 0), grid), ops.broadcastTo(ops.expandDims(eq, 1), grid)], 2);
+    return ops.reshape(this.relate(params.relation, ops.reshape(pairs, [q * ways, 2 * c, h, w])), [q, ways]);
+  }
+
+  /** Mean squared error between the scores and the one-hot query labels. */
+  lossFromScores(scores: Tensor, yq: Int32Array): Tensor { return ops.mse(scores, labelMatrix(yq, scores.shape[1], scores)); }
+}
