@@ -16,5 +16,7 @@ export { initNTM, ntm, copyLoss, sigmoidCrossEntropy, clipGradients, SequenceTra
 export type { NTMConfig, NTMParams, NTMTrace } from './ntm.js';
 export { initMANN, mann, mannLoss, accuracyByInstance } from './mann.js';
 export type { MANNConfig, MANNParams } from './mann.js';
+export { SiameseNetwork, conv4Embedding } from './siamese.js';
+export type { SiameseOptions, SiameseParams, SiameseEmbedding, Conv4EmbeddingOptions, Pairs } from './siamese.js';
 export { classificationLoss, regressionLoss, accuracy, summarize, formatSummary, evaluateTasks } from './task.js';
 export type { Task, Target, Model, Loss, ForwardContext, Summary } from './task.js';

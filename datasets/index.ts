@@ -10,4 +10,8 @@ export { LabelDelayEpisodes, labelDelayInput } from './label-delay.js';
 export type { LabelDelayBatch, LabelDelayOptions } from './label-delay.js';
 export type { SineTask, SineOptions } from './sine.js';
 export { ZipArchive } from './zip.js';
+export { loadLakeRuns } from './lake-runs.js';
+export type { LakeRun, LakeRunsOptions } from './lake-runs.js';
+export { PairSampler } from './pairs.js';
+export type { PairBatch } from './pairs.js';
 export { decodePng, resizeArea } from './png.js';

@@ -71,9 +71,11 @@ export class Omniglot {
   /**
    * The classes of a split. 'vinyals' reads splits/vinyals/<split>.txt (1028 train, 172 val, 423
    * test characters, x4 rotations). 'maml' takes 1200 characters for training (trainval) and the
-   * other 423 for testing, chosen by a seeded shuffle, x4 rotations.
+   * other 423 for testing, chosen by a seeded shuffle, x4 rotations. 'background' is Lake's own
+   * division, unrotated: the 964 images_background characters for training (train or trainval),
+   * the 659 images_evaluation characters for testing (Lake's 20-way runs come from the latter).
    */
-  split(split: OmniglotSplit, scheme: 'vinyals' | 'maml' = 'vinyals', seed = 1): ClassDataset {
+  split(split: OmniglotSplit, scheme: 'vinyals' | 'maml' | 'background' = 'vinyals', seed = 1): ClassDataset {
     const index = new Map(this.characters.map((c, i) => [c, i]));
     let classes: [number, number][];
     if (scheme === 'vinyals') {
@@ -85,6 +87,10 @@ export class Omniglot {
         if (!m || c === undefined) throw new Error(`${file}:${n + 1}: '${line}' names no Omniglot character`);
         return [c, Number(m[2]) / 90] as [number, number];
       });
+    } else if (scheme === 'background') {
+      if (split === 'val') throw new Error("Omniglot: the 'background' scheme has no validation split (use 'train' or 'test')");
+      const [lo, hi] = split === 'test' ? [this.backgroundCount, this.characters.length] : [0, this.backgroundCount];
+      classes = Array.from({ length: hi - lo }, (_, i) => [lo + i, 0] as [number, number]);
     } else {
       if (split === 'val') throw new Error("Omniglot: the 'maml' scheme has no validation split (use 'trainval' or 'test')");
       const order = new Random(seed).shuffle(this.characters.map((_, i) => i));

@@ -36,6 +36,19 @@ export const initLinear = (rng: Random, inFeatures: number, outFeatures: number,
  */
 export const linear = (p: LinearParams, x: Tensor): Tensor => ops.add(ops.matmul(x, p.w), ops.expandDims(p.b, -2));
 
+// ---------- binary classification loss ----------
+
+/**
+ * Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1] (same shape), computed from
+ * the logits as softplus(z) - t z, which never takes the log of a sigmoid that rounded to 0 or 1.
+ */
+export function binaryCrossEntropyWithLogits(logits: Tensor, targets: Tensor): Tensor {
+  if (logits.shape.join() !== targets.shape.join()) {
+    throw new Error(`binaryCrossEntropyWithLogits: logits ${JSON.stringify(logits.shape)} and targets ${JSON.stringify(targets.shape)} differ in shape`);
+  }
+  return ops.mean(ops.sub(ops.softplus(logits), ops.mul(targets, logits)));
+}
+
 // ---------- convolution ----------
 
 export interface Conv2dParams { [k: string]: Tensor; w: Tensor; b: Tensor }
