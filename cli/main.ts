@@ -6,8 +6,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { init, nn, optim, tidy, Random, Tensor, linspace, stack, tensor, treeLeaves } from '../index.js';
-import { FineTuneBaseline, MAML, Reptile, classificationLoss, regressionLoss, formatSummary, Task, ForwardContext, Summary } from '../algorithms/index.js';
-import { BatchSampler, EpisodeSampler, Omniglot, SineTasks, episodeTensors, ClassDataset } from '../datasets/index.js';
+import { FineTuneBaseline, SiameseNetwork, conv4Embedding, MAML, Reptile, classificationLoss, regressionLoss, formatSummary, Task, ForwardContext, Summary } from '../algorithms/index.js';
+import { BatchSampler, PairSampler, loadLakeRuns, EpisodeSampler, Omniglot, SineTasks, episodeTensors, ClassDataset } from '../datasets/index.js';
 import { MatchingNet, ProtoNet, RelationNet, initFullContext, initRelationNet } from '../algorithms/index.js';
 import { saveCheckpoint } from './checkpoint.js';
 import { linePlot } from './plot.js';
@@ -27,6 +27,9 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
                      per-step batch-norm weights and biases, meta-learned but not adapted),
                      finetune (Omniglot: pretrain Conv4 over all training classes in batches of
                      meta-batch x ways images, then fit a new head per test task),
+                     siamese (Omniglot: Koch et al.'s verification network on pairs of training
+                     images, half same-class; Conv4 embedding, L1 distance, linear + sigmoid;
+                     a query gets the label of its most similar support image),
                      protonet, matching, relation (Omniglot, metric-based, no inner loop: one
                      Adam step per meta-batch of episodes, default 1): Prototypical networks
                      (Conv4 embedding, squared Euclidean distance to class means), Matching
@@ -36,7 +39,9 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
   --dataset NAME     sine (default) or omniglot
   --data DIR         folder with Omniglot's images_background.zip and images_evaluation.zip
                      (and splits/vinyals/*.txt); required for omniglot
-  --split NAME       omniglot class split: vinyals (default) or maml (1200 training characters)
+  --split NAME       omniglot class split: vinyals (default), maml (1200 training characters), or
+                     background (train on images_background, test on images_evaluation, no
+                     rotations: the set-up of Lake's runs and Koch et al.)
   --ways N           classes per episode (omniglot; default 5)
   --train-ways N     classes per training episode for protonet, matching, relation (default
                      --ways; Prototypical networks train 60-way for 5- and 20-way tests)
@@ -54,9 +59,12 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
   --meta-lr B        Adam step size of the meta-update (default 0.001); Reptile's outer step (default 1)
   --eval-tasks N     held-out tasks for the final evaluation (default 500 sine, 600 omniglot)
   --eval-every N     also score 100 held-out tasks every N iterations, for the learning curve in
-                     report.json (Omniglot: the Vinyals validation classes, or with --split maml the
+                     report.json (Omniglot: the Vinyals validation classes, or with --split maml/background the
                      test classes under another seed; default 0 = never)
   --checkpoint-every N   save a checkpoint every N iterations (default 500)
+  --pairs N          siamese: pairs per training step, half same-class (default 128)
+  --lake-runs FILE   also score the 20 runs of Lake et al.'s 20-way one-shot benchmark in FILE
+                     (all_runs.zip): accuracy over the 400 trials (siamese) or the 20 runs
   --seed S           seed for initialisation and task sampling (default 0)
   --backend NAME     wasm (default) or ref (float64 reference loops, slow)
   --out DIR          output folder (default runs/<dataset>-<algorithm>)
@@ -69,7 +77,7 @@ const args = parseArgs({
     split: { type: 'string', default: 'vinyals' }, ways: { type: 'string' }, shots: { type: 'string' }, queries: { type: 'string' },
     'meta-batch': { type: 'string' }, iterations: { type: 'string' }, 'inner-lr': { type: 'string' }, 'inner-steps': { type: 'string' },
     'test-steps': { type: 'string' }, 'meta-lr': { type: 'string' }, 'eval-tasks': { type: 'string' }, 'checkpoint-every': { type: 'string' },
-    'eval-every': { type: 'string' },
+    'eval-every': { type: 'string' }, pairs: { type: 'string' }, 'lake-runs': { type: 'string' },
     'train-ways': { type: 'string' }, fce: { type: 'boolean' }, 'processing-steps': { type: 'string' },
     seed: { type: 'string' }, backend: { type: 'string', default: 'wasm' }, out: { type: 'string' }, help: { type: 'boolean' },
   },
@@ -87,7 +95,7 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-const ALGORITHMS = ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'reptile', 'mamlpp', 'finetune', 'protonet', 'matching', 'relation'];
+const ALGORITHMS = ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'reptile', 'mamlpp', 'finetune', 'siamese', 'protonet', 'matching', 'relation'];
 /** Metric-based learners: they compare queries with the support set, with no inner loop. */
 const METRIC = ['protonet', 'matching', 'relation'];
 
@@ -105,6 +113,7 @@ async function main() {
     innerLr: num('inner-lr', sine ? 0.01 : 0.1), innerSteps: num('inner-steps', 1), testSteps: num('test-steps', sine ? 10 : 3),
     metaLr: num('meta-lr', algorithm === 'reptile' ? 1 : 0.001), evalTasks: num('eval-tasks', sine ? 500 : 600),
     checkpointEvery: num('checkpoint-every', 500), evalEvery: num('eval-every', 0), seed: num('seed', 0),
+    pairs: num('pairs', 128),
     trainWays: num('train-ways', num('ways', 5)), fce: !!args.fce, processingSteps: num('processing-steps', 5),
   };
   if (args['train-ways'] !== undefined && !METRIC.includes(algorithm)) fail(`--train-ways is for ${METRIC.join(', ')} (the ${algorithm} model's head has --ways outputs)`);
@@ -134,11 +143,12 @@ async function main() {
     if (!args.data) fail('--dataset omniglot needs --data DIR (the folder with images_background.zip and images_evaluation.zip)');
     const omni = Omniglot.load({ root: args.data, onProgress: (d, t) => process.stderr.write(`\rdecoding Omniglot ${d}/${t}`) });
     process.stderr.write('\n');
-    const split = args.split as 'vinyals' | 'maml';
+    const split = args.split as 'vinyals' | 'maml' | 'background';
+    if (!['vinyals', 'maml', 'background'].includes(split)) fail(`unknown --split '${split}' (vinyals, maml or background)`);
     const trainSet = omni.split(split === 'maml' ? 'trainval' : 'train', split), testSet = omni.split('test', split);
     const o = { ways: cfg.ways, shots: cfg.shots, queries: cfg.queries };
     const trainS = new EpisodeSampler(trainSet, { ...o, ways: cfg.trainWays, seed: cfg.seed + 1 }), testS = new EpisodeSampler(testSet, { ...o, seed: cfg.seed + 1_000_003 });
-    const curveS = new EpisodeSampler(split === 'maml' ? testSet : omni.split('val', split), { ...o, seed: cfg.seed + 2_000_003 });
+    const curveS = new EpisodeSampler(split !== 'vinyals' ? testSet : omni.split('val', split), { ...o, seed: cfg.seed + 2_000_003 });
     if (algorithm === 'mamlpp') {
       // One set of statistics, and of batch-norm weights, per inner step, plus one for the query
       // pass after the last step.
@@ -161,7 +171,7 @@ async function main() {
   const common = { model, loss, params, innerLr: cfg.innerLr, innerSteps: cfg.innerSteps, testInnerSteps: cfg.testSteps };
   // Every algorithm as the same three operations: one training step, evaluation, its parameters.
   let step: () => Promise<number>;
-  let evaluate: (tasks: Task[], steps: number) => Promise<{ loss: Summary; accuracy?: Summary }>;
+  let evaluate: (tasks: Task[], steps: number) => Promise<{ loss: Summary; accuracy?: Summary; trials?: Summary }>;
   let learned: () => unknown;
   let dispose: () => void;
   if (METRIC.includes(algorithm)) {
@@ -178,6 +188,15 @@ async function main() {
     evaluate = (tasks) => learner.evaluate(tasks);
     learned = () => learner.params;
     dispose = () => learner.dispose();
+  } else if (algorithm === 'siamese') {
+    if (!trainClasses) fail('--algorithm siamese needs a classification dataset (--dataset omniglot)');
+    treeLeaves(params).forEach((t) => t.dispose());
+    const net = new SiameseNetwork({ embedding: conv4Embedding(rng), rng, optimizer: optim.adam({ lr: cfg.metaLr }) });
+    const pairs = new PairSampler(trainClasses, cfg.pairs, cfg.seed + 1);
+    step = () => tidy(() => net.step(pairs.next()));
+    evaluate = (tasks) => net.evaluate(tasks);
+    learned = () => ({ ...net.params, batchNorm: net.embedding.state?.() });
+    dispose = () => net.dispose();
   } else if (algorithm === 'finetune') {
     if (!trainClasses) fail('--algorithm finetune needs a classification dataset (--dataset omniglot)');
     // Pretraining: ordinary batches over every training class, one head output per class.
@@ -248,8 +267,17 @@ async function main() {
     const r = await tidy(async () => evaluate(evalSet(evalSource, cfg.evalTasks), steps));
     report[`eval_${steps}_steps`] = r;
     const what = r.accuracy ? `accuracy ${formatSummary(r.accuracy, 100)} %` : `MSE ${formatSummary(r.loss, 1, 3)}`;
-    const when = algorithm === 'finetune' ? 'with a fine-tuned head' : METRIC.includes(algorithm) ? 'comparing with the support set' : steps === 0 ? 'pre-adaptation' : `after ${steps} step${steps > 1 ? 's' : ''}`;
+    const when = algorithm === 'finetune' ? 'with a fine-tuned head' : algorithm === 'siamese' ? 'by the most similar support image' : METRIC.includes(algorithm) ? 'comparing with the support set' : steps === 0 ? 'pre-adaptation' : `after ${steps} step${steps > 1 ? 's' : ''}`;
     console.log(`${when}: ${what} over ${cfg.evalTasks} test tasks`);
+  }
+  if (args['lake-runs']) {
+    if (sine) fail('--lake-runs needs --dataset omniglot');
+    if (algorithm !== 'siamese' && cfg.ways !== 20) fail(`--lake-runs: Lake's runs are 20-way, but this ${algorithm} model was trained ${cfg.ways}-way (use --ways 20)`);
+    const runs = loadLakeRuns(args['lake-runs'], { size: 28 });
+    const r = await tidy(async () => evaluate(runs.map((e) => episodeTensors(e)), cfg.testSteps));
+    report.lake_runs = r;
+    const acc = r.trials ? `${formatSummary(r.trials, 100)} % over the 400 trials` : `${formatSummary(r.accuracy!, 100)} % over the 20 runs`;
+    console.log(`Lake et al.'s 20-way one-shot runs: accuracy ${acc}`);
   }
   writeFileSync(join(out, 'report.json'), JSON.stringify(report, null, 1));
   if (plot) writeFileSync(join(out, 'adaptation.svg'), await tidy(plot));
