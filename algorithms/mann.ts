@@ -30,6 +30,12 @@ export interface MANNConfig {
    * [-1, 1] the softmax over 128 rows then cannot focus. Default true; false gives the literal model.
    */
   keyStrength?: boolean;
+  /**
+   * Whether a step reads the memory after its own write (default, Santoro et al.'s M_t), or reads the
+   * memory as it was before the write (M_{t-1}), so that the key just written cannot dominate its
+   * own read.
+   */
+  readBeforeWrite?: boolean;
 }
 
 export interface MANNParams {
@@ -83,10 +89,12 @@ export function mann(p: MANNParams, input: Tensor, c: MANNConfig): Tensor {
     const rank = mem.usageRank(wu);                                                        // [B, N]
     const wlu = ops.stack(Array.from({ length: H }, (_, h) => ops.equal(rank, h)), 1);   // [B, H, N]
     const ww = ops.add(ops.mul(alpha, wr), ops.mul(ops.sub(1, alpha), wlu));
+    const before = M;
     M = ops.mul(M, ops.expandDims(ops.sub(1, ops.equal(rank, 0)), 2));                   // zero the least-used row
     M = ops.add(M, ops.matmul(ww, key, { transA: true }));                                 // sum_h w_w^h k_h^T
-    wr = mem.contentAddressing(M, key, beta ? ops.softplus(bRaw!) : undefined);
-    r = ops.reshape(mem.read(M, wr), [B, H * width]);
+    const readFrom = c.readBeforeWrite ? before : M;
+    wr = mem.contentAddressing(readFrom, key, beta ? ops.softplus(bRaw!) : undefined);
+    r = ops.reshape(mem.read(readFrom, wr), [B, H * width]);
     wu = ops.add(ops.mul(wu, gamma), ops.sum(ops.add(wr, ww), 1));
     outs.push(nn.linear(p.output, ops.concat([s.h, r], 1)));
   }

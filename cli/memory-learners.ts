@@ -30,6 +30,7 @@ const HELP = `Usage: node dist/cli/memory-learners.js --algorithm ntm|mann [opti
   --test-episodes N  (mann) test episodes for the final accuracy by instance (default 1000)
   --init-from FILE   start from a checkpoint.json of an earlier run (fresh optimiser state; the
                      curve's iterations continue from the checkpoint's)
+  --read-before-write  (mann) read the memory as it was before this step's write (default: after)
   --seed S           (default 0)
   --out DIR          (default runs/ntm-copy or runs/mann-omniglot)
 `;
@@ -39,7 +40,7 @@ const args = parseArgs({
     algorithm: { type: 'string' }, data: { type: 'string' }, iterations: { type: 'string' }, minutes: { type: 'string' },
     batch: { type: 'string' }, lr: { type: 'string' }, clip: { type: 'string' }, 'eval-every': { type: 'string' },
     ways: { type: 'string' }, instances: { type: 'string' }, 'image-size': { type: 'string' }, 'test-episodes': { type: 'string' },
-    seed: { type: 'string' }, 'init-from': { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
+    seed: { type: 'string' }, 'init-from': { type: 'string' }, 'read-before-write': { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean' },
   },
 }).values;
 
@@ -150,14 +151,14 @@ async function runMANN(out: string) {
   if (!args.data) fail('--algorithm mann needs --data DIR (the folder with images_background.zip, images_evaluation.zip and splits/)');
   const cfg = {
     algorithm: 'mann', ways: num('ways', 5), instances: num('instances', 10), imageSize: num('image-size', 20),
-    hidden: 200, rows: 128, memoryWidth: 40, heads: 4, decay: 0.95, keyStrength: true,
+    hidden: 200, rows: 128, memoryWidth: 40, heads: 4, decay: 0.95, keyStrength: true, readBeforeWrite: !!args['read-before-write'],
     batch: num('batch', 16), lr: num('lr', 1e-3), clip: num('clip', 10), iterations: num('iterations', 100000),
     minutes: num('minutes', 20), evalEvery: num('eval-every', 200), testEpisodes: num('test-episodes', 1000), seed: num('seed', 0),
   };
   console.log(`metagrad: MANN (LRU) on Omniglot label-delay episodes; ${JSON.stringify(cfg)}`);
   const omni = Omniglot.load({ root: args.data, size: cfg.imageSize });
   const pixels = cfg.imageSize * cfg.imageSize;
-  const model = { inputSize: pixels + cfg.ways, ways: cfg.ways, hidden: cfg.hidden, rows: cfg.rows, width: cfg.memoryWidth, heads: cfg.heads, decay: cfg.decay, keyStrength: cfg.keyStrength };
+  const model = { inputSize: pixels + cfg.ways, ways: cfg.ways, hidden: cfg.hidden, rows: cfg.rows, width: cfg.memoryWidth, heads: cfg.heads, decay: cfg.decay, keyStrength: cfg.keyStrength, readBeforeWrite: cfg.readBeforeWrite };
   const from = startFrom(initMANN(new Random(cfg.seed), model));
   const trainer = new SequenceTrainer(from.params, (p, x: Tensor, y: Int32Array) => mannLoss(p, x, y, model), optim.adam({ lr: cfg.lr }), cfg.clip);
   const o = { ways: cfg.ways, instances: cfg.instances };
@@ -197,7 +198,7 @@ async function runMANN(out: string) {
 function bitMatrixSVG(title: string, panels: { label: string; m: number[][] }[]): string {
   const cols = Math.max(...panels.map((p) => p.m[0].length));
   const cell = Math.max(4, Math.min(16, Math.floor(720 / cols)));
-  const W = 140 + cols * cell + 20;
+  const W = 200 + cols * cell + 20;
   const parts: string[] = [];
   let y = 36;
   for (const p of panels) {
@@ -205,7 +206,7 @@ function bitMatrixSVG(title: string, panels: { label: string; m: number[][] }[])
     parts.push(`<text x="8" y="${y + 12}">${p.label}</text>`);
     p.m.forEach((row, i) => row.forEach((v, t) => {
       const g = Math.round(255 * (1 - Math.min(Math.max(v, 0), 1)));
-      parts.push(`<rect x="${140 + t * cell}" y="${y + i * c}" width="${cell}" height="${c}" fill="rgb(${g},${g},${g})"/>`);
+      parts.push(`<rect x="${200 + t * cell}" y="${y + i * c}" width="${cell}" height="${c}" fill="rgb(${g},${g},${g})"/>`);
     }));
     y += p.m.length * c + 20;
   }

@@ -171,11 +171,11 @@ describe('gradients against float64 finite differences (ref backend)', () => {
     });
   });
 
-  for (const keyStrength of [true, false]) {
-    it(`MANN loss on a tiny label-delay sequence (key strength ${keyStrength ? 'learned' : 'off, as in the paper'})`, async () => {
+  for (const [keyStrength, readBeforeWrite] of [[true, false], [false, false], [true, true]]) {
+    it(`MANN loss on a tiny label-delay sequence (key strength ${keyStrength ? 'learned' : 'off, as in the paper'}, read ${readBeforeWrite ? 'before' : 'after'} the write)`, async () => {
       await activate('ref');
       mg.tidy(() => {
-        const cfg = { inputSize: 6, ways: 2, hidden: 3, rows: 4, width: 3, heads: 2, keyStrength };
+        const cfg = { inputSize: 6, ways: 2, hidden: 3, rows: 4, width: 3, heads: 2, keyStrength, readBeforeWrite };
         const p = initMANN(new mg.Random(8), cfg, f64);
         const episodes = new LabelDelayEpisodes(fakeClasses(3, 4, 4), { ways: 2, instances: 2, seed: 3 });
         const e = episodes.next(2);
