@@ -22,6 +22,7 @@ RUNS=(
   "maml-20w1s|--algorithm maml --ways 20 --shots 1 --meta-batch 4 --iterations 400 --inner-lr 0.1 --eval-every 100"
   # Prototypical networks (issue #5): 20-way training episodes for 5-way testing, 5 queries per class
   "protonet-5w1s|--algorithm protonet --ways 5 --train-ways 20 --shots 1 --queries 5 --iterations 800"
+  "relation-5w1s|--algorithm relation --ways 5 --shots 1 --queries 15 --iterations 900"
 )
 
 npm run build --silent
