@@ -7,13 +7,13 @@
 // workloads whose name contains TEXT, case-insensitive). Results go to
 // bench/results/maml-steps-<N>thread.json (with --filter: maml-steps-<N>thread-<TEXT>.json).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { init, nn, optim, tidy, Random, memory, Tensor, treeLeaves } from '../index.js';
+import { init, nn, optim, tidy, Random, memory, peakMemory, resetPeakMemory, Tensor, treeLeaves } from '../index.js';
 import { MAML, ProtoNet, classificationLoss, regressionLoss, Task } from '../algorithms/index.js';
 import { SineTasks } from '../datasets/index.js';
 import { stats } from './harness.js';
@@ -87,6 +87,13 @@ function protonetWorkload(): Workload {
   return { name: 'ProtoNet episode, 60-way 5-shot 5 queries, Conv4', torch: 'protonet', step: async () => { await learner.step([task]); }, iters: 1 };
 }
 
+/** PyTorch's peak memory for a workload, from a fresh process (see peak_memory in the peer). */
+function torchPeak(bench: string): number | undefined {
+  const r = spawnSync('/usr/bin/python3', [join(root, 'bench', 'peers', 'torch_maml.py'), '--memory', bench, String(torchThreads)], { encoding: 'utf8' });
+  if (r.status !== 0) { console.error(`PyTorch peak memory for ${bench} failed: ${r.stderr.trim().split('\n').pop()}`); return undefined; }
+  return JSON.parse(r.stdout).peakRssGrowthBytes;
+}
+
 async function main() {
   await init({ backend: 'wasm' });
   const torch = existsSync('/usr/bin/python3') ? new TorchPeer() : null;
@@ -94,10 +101,19 @@ async function main() {
   const rows: any[] = [];
   const all = () => [...sineWorkloads(), ...(process.argv.includes('--no-omniglot') ? [] : [omniglotWorkload()]), protonetWorkload()];
   const workloads = all().filter((w) => filter === null || w.name.toLowerCase().includes(filter));
-  if (workloads.length === 0) throw new Error(`maml-steps: no workload name contains '${filter}'`);
+  if (workloads.length === 0) {
+    // Not an error: npm run bench passes one filter to every stage.
+    console.log(`maml-steps: no workload name contains '${filter}'; nothing to run`);
+    torch?.close();
+    return;
+  }
   for (const w of workloads) {
     await w.step(); // warm-up
     const before = memory();
+    // Peak live bytes of one step above what was live before it (parameters, optimiser state, data).
+    resetPeakMemory();
+    await tidy(w.step);
+    const peakBytes = peakMemory() - before.bytes;
     const ours: number[] = [], theirs: number[] = [];
     if (torchInfo) await torch!.time(w.torch, 1); // sets up and warms the peer
     for (let r = 0; r < REPS; r++) {
@@ -108,9 +124,11 @@ async function main() {
     }
     const flat = memory().bytes === before.bytes;
     const o = stats(ours), t = theirs.length ? stats(theirs) : null;
-    rows.push({ benchmark: w.name, ours: { ...o, threads: 1 }, pytorch: t && { ...t, threads: torchThreads }, speedup: t ? t.median / o.median : null, memoryFlat: flat });
+    const peakRssBytes = torchInfo ? torchPeak(w.torch) : undefined;
+    rows.push({ benchmark: w.name, ours: { ...o, threads: 1, peakBytes }, pytorch: t && { ...t, threads: torchThreads, peakRssBytes }, speedup: t ? t.median / o.median : null, memoryFlat: flat });
     console.log(`${w.name.padEnd(64)} ours ${o.median.toFixed(2)} ms [${o.min.toFixed(2)}-${o.max.toFixed(2)}]` +
       (t ? `   PyTorch (${torchThreads} thr) ${t.median.toFixed(2)} ms [${t.min.toFixed(2)}-${t.max.toFixed(2)}]   PyTorch/ours ${(t.median / o.median).toFixed(2)}x` : '   PyTorch: not installed (apt-get install python3-torch libopenblas0-openmp)') +
+      `   peak: ours ${(peakBytes / 2 ** 20).toFixed(1)} MiB live${peakRssBytes === undefined ? '' : `, PyTorch ${(peakRssBytes / 2 ** 20).toFixed(1)} MiB RSS growth`}` +
       (flat ? '' : '   MEMORY NOT FLAT'));
   }
   torch?.close();

@@ -10,6 +10,7 @@ Workloads mirror ours exactly: second-order MAML, inner SGD, Adam meta-update.
                 support and query embedded in one batch, -squared Euclidean distance to class means, Adam
 """
 import json
+import resource
 import sys
 import time
 
@@ -155,7 +156,28 @@ class ProtoNet:
 BENCHES = {'sine-loop': SineLoop, 'sine-batched': SineBatched, 'omniglot': Omniglot, 'protonet': ProtoNet}
 
 
+def rss_bytes():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def peak_memory(name, threads):
+    """Run in a fresh process (--memory NAME): the growth of the peak resident set over one set-up and
+    two steps of NAME, above the process's resident set before set-up. PyTorch has no allocator
+    statistics on CPU, so this is the nearest equivalent of CUDA's max_memory_allocated."""
+    torch.set_num_threads(threads)
+    before = rss_bytes()
+    b = BENCHES[name]()
+    b.step()
+    b.step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    print(json.dumps({'peakRssGrowthBytes': peak - before}), flush=True)
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == '--memory':
+        peak_memory(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1)
+        return
     made = {}
     print(json.dumps({'ready': True, 'torch': torch.__version__, 'threads': torch.get_num_threads()}), flush=True)
     for line in sys.stdin:
