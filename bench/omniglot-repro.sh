@@ -23,6 +23,7 @@ RUNS=(
   # Prototypical networks (issue #5): 20-way training episodes for 5-way testing, 5 queries per class
   "protonet-5w1s|--algorithm protonet --ways 5 --train-ways 20 --shots 1 --queries 5 --iterations 800"
   "relation-5w1s|--algorithm relation --ways 5 --shots 1 --queries 15 --iterations 900"
+  "matching-fce-5w1s|--algorithm matching --fce --ways 5 --shots 1 --queries 15 --iterations 1500"
 )
 
 npm run build --silent
