@@ -23,6 +23,9 @@ RUNS=(
   # Prototypical networks (issue #5): 20-way training episodes for 5-way testing, 5 queries per class
   "protonet-5w1s|--algorithm protonet --ways 5 --train-ways 20 --shots 1 --queries 5 --iterations 800"
   "relation-5w1s|--algorithm relation --ways 5 --shots 1 --queries 15 --iterations 900"
+  # Siamese networks (Koch et al. 2015): trained on images_background pairs, scored on 20-way 1-shot
+  # tasks from images_evaluation (1 query per class) and on Lake et al.'s original 20 runs
+  "siamese-20w1s-lake|--algorithm siamese --split background --ways 20 --shots 1 --queries 1 --pairs 64 --iterations 1400 --meta-lr 0.002 --lake-runs $DATA/all_runs.zip"
   "matching-fce-5w1s|--algorithm matching --fce --ways 5 --shots 1 --queries 15 --iterations 1500"
 )
 
