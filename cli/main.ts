@@ -237,6 +237,7 @@ async function main() {
 
   const evalSet = (source: () => Task, n: number) => { const s = [] as Task[]; for (let i = 0; i < n; i++) s.push(source()); return s; };
   const curve: { iteration: number; loss: number; seconds: number; heldOut?: Summary }[] = [];
+  const innerSteps = !(METRIC.includes(algorithm) || algorithm === 'siamese' || algorithm === 'finetune');
   const progress = new Progress(cfg.iterations, 'meta-training');
   let t0 = performance.now();
   let avg = NaN;
@@ -253,7 +254,7 @@ async function main() {
       const r = await tidy(async () => evaluate(evalSet(curveSource, 100), cfg.testSteps));
       const heldOut = r.accuracy ?? r.loss;
       curve.push({ iteration: i, loss: l, seconds: (e0 - t0) / 1000, heldOut });
-      progress.note(`held-out ${r.accuracy ? 'accuracy' : 'MSE'} at ${i}: ${formatSummary(heldOut, r.accuracy ? 100 : 1, 3)}${r.accuracy ? ' %' : ''} (${cfg.testSteps} steps)`, performance.now() - e0);
+      progress.note(`held-out ${r.accuracy ? 'accuracy' : 'MSE'} at ${i}: ${formatSummary(heldOut, r.accuracy ? 100 : 1, 3)}${r.accuracy ? ' %' : ''}${innerSteps ? ` (${cfg.testSteps} steps)` : ''}`, performance.now() - e0);
       t0 += performance.now() - e0;
     }
     if (i % cfg.checkpointEvery === 0) await saveCheckpoint(join(out, 'checkpoint.json'), learned(), { iteration: i, config: cfg });
@@ -262,10 +263,11 @@ async function main() {
   await saveCheckpoint(join(out, 'checkpoint.json'), learned(), { iteration: cfg.iterations, config: cfg });
 
   const report: Record<string, unknown> = { config: cfg, trainSeconds, curve };
+  // Only the gradient-based learners adapt with inner steps; the others' scores have no step count.
   const stepsToReport = sine ? [0, 1, cfg.testSteps] : [cfg.testSteps];
   for (const steps of [...new Set(stepsToReport)]) {
     const r = await tidy(async () => evaluate(evalSet(evalSource, cfg.evalTasks), steps));
-    report[`eval_${steps}_steps`] = r;
+    report[innerSteps ? `eval_${steps}_steps` : 'eval'] = r;
     const what = r.accuracy ? `accuracy ${formatSummary(r.accuracy, 100)} %` : `MSE ${formatSummary(r.loss, 1, 3)}`;
     const when = algorithm === 'finetune' ? 'with a fine-tuned head' : algorithm === 'siamese' ? 'by the most similar support image' : METRIC.includes(algorithm) ? 'comparing with the support set' : steps === 0 ? 'pre-adaptation' : `after ${steps} step${steps > 1 ? 's' : ''}`;
     console.log(`${when}: ${what} over ${cfg.evalTasks} test tasks`);
