@@ -107,7 +107,7 @@ async function main() {
   if (args.backend !== 'wasm' && args.backend !== 'ref') fail(`unknown --backend '${args.backend}' (wasm or ref)`);
   const sine = dataset === 'sine';
   const cfg = {
-    algorithm, dataset, backend: args.backend,
+    algorithm, dataset, backend: args.backend, split: args.split,
     ways: num('ways', 5), shots: num('shots', sine ? 10 : 1), queries: num('queries', sine ? num('shots', 10) : 15),
     metaBatch: num('meta-batch', sine ? 25 : METRIC.includes(algorithm) ? 1 : 32), iterations: num('iterations', sine ? 5000 : 2000),
     innerLr: num('inner-lr', sine ? 0.01 : 0.1), innerSteps: num('inner-steps', 1), testSteps: num('test-steps', sine ? 10 : 3),
