@@ -12,7 +12,7 @@ export { RelationNet, initRelationNet, relationEmbedding, relationModule } from 
 export type { RelationNetOptions, RelationNetParams } from './relation.js';
 export type { FineTuneOptions } from './finetune.js';
 export type { ReptileOptions } from './reptile.js';
-export { initNTM, ntm, copyLoss, sigmoidCrossEntropy, clipGradients, SequenceTrainer } from './ntm.js';
+export { initNTM, ntm, copyLoss, clipGradients, SequenceTrainer } from './ntm.js';
 export type { NTMConfig, NTMParams, NTMTrace } from './ntm.js';
 export { initMANN, mann, mannLoss, accuracyByInstance } from './mann.js';
 export type { MANNConfig, MANNParams } from './mann.js';

@@ -91,15 +91,11 @@ export function ntm(p: NTMParams, input: Tensor, trace?: NTMTrace): Tensor {
   return ops.stack(outs, 0);
 }
 
-/** Mean sigmoid cross-entropy of logits against 0/1 targets (stable: softplus(z) - y z). */
-export const sigmoidCrossEntropy = (logits: Tensor, target: Tensor): Tensor =>
-  ops.mean(ops.sub(ops.softplus(logits), ops.mul(target, logits)));
-
 /** The copy-task loss: sigmoid cross-entropy over the last T steps (the reproduction phase). */
 export function copyLoss(p: NTMParams, input: Tensor, target: Tensor): Tensor {
   const logits = ntm(p, input);
   const T = target.shape[0];
-  return sigmoidCrossEntropy(ops.slice(logits, [logits.shape[0] - T, 0, 0], [T, -1, -1]), target);
+  return nn.binaryCrossEntropyWithLogits(ops.slice(logits, [logits.shape[0] - T, 0, 0], [T, -1, -1]), target);
 }
 
 /** Element-wise gradient clipping to [-c, c] (Graves et al. clip to ±10 for the NTM). */

@@ -9,6 +9,7 @@
 
 import * as ops from './ops.js';
 import { stopGradient } from './runtime.js';
+import { l2Normalize } from './nn.js';
 import type { Tensor } from './tensor.js';
 
 type T = Tensor;
@@ -23,18 +24,15 @@ const withHeads = (t: T): [T, boolean] => (t.rank === 2 ? [ops.expandDims(t, 1),
 
 /**
  * Cosine similarity of each key with each memory row: keys [B, W] or [B, H, W], memory [B, N, W]
- * -> [B, N] or [B, H, N]. Norms are sqrt(|x|^2 + eps), so a zero key or an all-zero row gives 0
- * (and finite gradients) instead of 0/0.
+ * -> [B, N] or [B, H, N]: nn.cosineSimilarity batched over B and heads. Rows are normalised by
+ * nn.l2Normalize, so a zero key or an all-zero row gives 0 (and finite gradients) instead of 0/0.
  */
 export function cosineSimilarity(memory: T, keys: T, eps = 1e-8): T {
   check(memory.rank === 3, 'cosineSimilarity', `memory must be [batch, rows, width], got ${shp(memory)}`);
   const [k, single] = withHeads(keys);
   check(k.rank === 3 && k.shape[0] === memory.shape[0] && k.shape[2] === memory.shape[2], 'cosineSimilarity',
     `keys ${shp(keys)} do not match memory ${shp(memory)} (expected [batch, width] or [batch, heads, width])`);
-  const dots = ops.matmul(k, memory, { transB: true });                              // [B, H, N]
-  const kn = ops.sqrt(ops.add(ops.sum(ops.square(k), 2, true), eps));                 // [B, H, 1]
-  const mn = ops.sqrt(ops.add(ops.sum(ops.square(memory), 2), eps));                  // [B, N]
-  const sim = ops.div(dots, ops.mul(kn, ops.expandDims(mn, 1)));
+  const sim = ops.matmul(l2Normalize(k, eps), l2Normalize(memory, eps), { transB: true }); // [B, H, N]
   return single ? ops.squeeze(sim, [1]) : sim;
 }
 
