@@ -11,22 +11,37 @@ cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/omniglot}
 shift || true
 
-# name | arguments (all runs: Vinyals split, 15 queries per class, evaluation after 3 inner steps
-# except Reptile, 600 test tasks)
+# name | arguments (Vinyals split unless the run says otherwise; gradient-based learners are evaluated
+# after 3 inner steps, Reptile after 10; 600 test tasks)
 RUNS=(
+  # MAML family (issue #4): Conv4 with --ways outputs, so each setting is its own run
   "maml-5w1s|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
   "fomaml-5w1s|--algorithm fomaml --ways 5 --shots 1 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
   "metasgd-5w1s|--algorithm metasgd --ways 5 --shots 1 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
   "reptile-5w1s|--algorithm reptile --ways 5 --shots 1 --meta-batch 5 --iterations 1500 --inner-lr 0.1 --inner-steps 5 --test-steps 10 --eval-every 250"
   "maml-5w5s|--algorithm maml --ways 5 --shots 5 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
+  "fomaml-5w5s|--algorithm fomaml --ways 5 --shots 5 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
+  "metasgd-5w5s|--algorithm metasgd --ways 5 --shots 5 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
+  "reptile-5w5s|--algorithm reptile --ways 5 --shots 5 --meta-batch 5 --iterations 1500 --inner-lr 0.1 --inner-steps 5 --test-steps 10 --eval-every 250"
   "maml-20w1s|--algorithm maml --ways 20 --shots 1 --meta-batch 4 --iterations 400 --inner-lr 0.1 --eval-every 100"
-  # Prototypical networks (issue #5): 20-way training episodes for 5-way testing, 5 queries per class
-  "protonet-5w1s|--algorithm protonet --ways 5 --train-ways 20 --shots 1 --queries 5 --iterations 800"
-  "relation-5w1s|--algorithm relation --ways 5 --shots 1 --queries 15 --iterations 900"
+  "fomaml-20w1s|--algorithm fomaml --ways 20 --shots 1 --meta-batch 4 --iterations 400 --inner-lr 0.1 --eval-every 100"
+  "metasgd-20w1s|--algorithm metasgd --ways 20 --shots 1 --meta-batch 4 --iterations 400 --inner-lr 0.1 --eval-every 100"
+  "reptile-20w1s|--algorithm reptile --ways 20 --shots 1 --meta-batch 5 --iterations 1000 --inner-lr 0.1 --inner-steps 5 --test-steps 10 --eval-every 250"
+  # Metric-based learners (issue #5): no head, so one model is also scored on 20-way tasks
+  # (--test-ways 20), as Snell et al. do; 1-shot and 5-shot are trained separately.
+  # Prototypical networks: 20-way training episodes, 5 queries per class
+  "protonet-5w1s|--algorithm protonet --ways 5 --train-ways 20 --shots 1 --queries 5 --iterations 800 --test-ways 20"
+  "protonet-5w5s|--algorithm protonet --ways 5 --train-ways 20 --shots 5 --queries 5 --iterations 600 --test-ways 20"
+  "relation-5w1s|--algorithm relation --ways 5 --shots 1 --queries 15 --iterations 900 --test-ways 20"
+  "relation-5w5s|--algorithm relation --ways 5 --shots 5 --queries 10 --iterations 700 --test-ways 20"
+  # Matching networks without full-context embeddings (Vinyals et al.'s Omniglot figures are without
+  # them), and with them at 5-way 1-shot
+  "matching-5w1s|--algorithm matching --ways 5 --shots 1 --queries 15 --iterations 1500 --test-ways 20"
+  "matching-5w5s|--algorithm matching --ways 5 --shots 5 --queries 10 --iterations 1000 --test-ways 20"
+  "matching-fce-5w1s|--algorithm matching --fce --ways 5 --shots 1 --queries 15 --iterations 1500"
   # Siamese networks (Koch et al. 2015): trained on images_background pairs, scored on 20-way 1-shot
   # tasks from images_evaluation (1 query per class) and on Lake et al.'s original 20 runs
   "siamese-20w1s-lake|--algorithm siamese --split background --ways 20 --shots 1 --queries 1 --pairs 64 --iterations 1400 --meta-lr 0.002 --lake-runs $DATA/all_runs.zip"
-  "matching-fce-5w1s|--algorithm matching --fce --ways 5 --shots 1 --queries 15 --iterations 1500"
 )
 
 npm run build --silent

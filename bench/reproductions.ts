@@ -77,10 +77,15 @@ function main() {
       : gradientBased ? `${c.iterations} x ${c.metaBatch} tasks, inner lr ${c.innerLr} x ${c.innerSteps} step(s), ${c.testSteps} at test`
         : `${c.iterations} episodes`;
     const lake = r.lake_runs ? `; Lake's 20 runs: ${pct(r.lake_runs.trials ?? r.lake_runs.accuracy)}` : '';
-    const pub = PUBLISHED[c.algorithm]?.[`${c.ways}-${c.shots}`] ?? '-';
-    rows.push([name, `${c.algorithm}${c.fce ? ' (FCE)' : ''}`, `${c.ways}-way ${c.shots}-shot${trainWays}, ${c.queries} ${c.queries === 1 ? 'query' : 'queries'}${split(name, c) !== 'vinyals' ? `, ${split(name, c)} split` : ''}`, budget, minutes(r.trainSeconds),
-      `${pct(ev?.accuracy)} (n=${ev?.accuracy?.n ?? '-'})${lake}`, pub,
-      `\`node dist/cli/main.js --dataset omniglot --data ../shared/data/omniglot ${(cmds[name] ?? '(not in bench/omniglot-repro.sh)').replace(/\$DATA/g, '../shared/data/omniglot')}\``]);
+    const command = `\`node dist/cli/main.js --dataset omniglot --data ../shared/data/omniglot ${(cmds[name] ?? '(not in bench/omniglot-repro.sh)').replace(/\$DATA/g, '../shared/data/omniglot')}\``;
+    // One row per test setting: the run's own --ways, then any --test-ways scores of the same model.
+    const settings: [number, any, string][] = [[c.ways, ev, lake], ...(c.testWays ?? []).map((w: number) => [w, r[`eval_${w}_ways`], ''] as [number, any, string])];
+    for (const [ways, e, extra] of settings) {
+      const pub = PUBLISHED[c.algorithm]?.[`${ways}-${c.shots}`] ?? '-';
+      const sameModel = ways !== c.ways ? ` (the model of the row above, trained ${c.trainWays ?? c.ways}-way)` : trainWays;
+      rows.push([ways !== c.ways ? `${name} @ ${ways}-way` : name, `${c.algorithm}${c.fce ? ' (FCE)' : ''}`, `${ways}-way ${c.shots}-shot${sameModel}, ${c.queries} ${c.queries === 1 ? 'query' : 'queries'}${split(name, c) !== 'vinyals' ? `, ${split(name, c)} split` : ''}`,
+        ways !== c.ways ? 'same' : budget, ways !== c.ways ? 'same' : minutes(r.trainSeconds), `${pct(e?.accuracy)} (n=${e?.accuracy?.n ?? '-'})${extra}`, pub, command]);
+    }
     const pts = (r.curve ?? []).filter((p: any) => p.heldOut).map((p: any) => [p.iteration, 100 * p.heldOut.mean] as [number, number]);
     if (pts.length > 1) curves.push({ name, points: pts });
   }

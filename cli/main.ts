@@ -45,6 +45,9 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
   --ways N           classes per episode (omniglot; default 5)
   --train-ways N     classes per training episode for protonet, matching, relation (default
                      --ways; Prototypical networks train 60-way for 5- and 20-way tests)
+  --test-ways LIST   protonet, matching, relation, siamese: also score the trained model on test
+                     tasks with these numbers of classes (comma-separated, e.g. 20 after 5-way
+                     training; one model serves 5- and 20-way tests, as in Snell et al.)
   --fce              matching: full-context embeddings (biLSTM over the support, attention LSTM
                      over the query)
   --processing-steps K   matching with --fce: attention LSTM steps (default 5)
@@ -78,7 +81,7 @@ const args = parseArgs({
     'meta-batch': { type: 'string' }, iterations: { type: 'string' }, 'inner-lr': { type: 'string' }, 'inner-steps': { type: 'string' },
     'test-steps': { type: 'string' }, 'meta-lr': { type: 'string' }, 'eval-tasks': { type: 'string' }, 'checkpoint-every': { type: 'string' },
     'eval-every': { type: 'string' }, pairs: { type: 'string' }, 'lake-runs': { type: 'string' },
-    'train-ways': { type: 'string' }, fce: { type: 'boolean' }, 'processing-steps': { type: 'string' },
+    'train-ways': { type: 'string' }, 'test-ways': { type: 'string' }, fce: { type: 'boolean' }, 'processing-steps': { type: 'string' },
     seed: { type: 'string' }, backend: { type: 'string', default: 'wasm' }, out: { type: 'string' }, help: { type: 'boolean' },
   },
 }).values;
@@ -115,8 +118,15 @@ async function main() {
     checkpointEvery: num('checkpoint-every', 500), evalEvery: num('eval-every', 0), seed: num('seed', 0),
     pairs: num('pairs', 128),
     trainWays: num('train-ways', num('ways', 5)), fce: !!args.fce, processingSteps: num('processing-steps', 5),
+    testWays: (args['test-ways'] ?? '').split(',').filter((w) => w.trim() !== '').map((w) => {
+      const n = Number(w);
+      if (!Number.isInteger(n) || n < 2) fail(`--test-ways takes a comma-separated list of class counts >= 2, got '${args['test-ways']}'`);
+      return n;
+    }),
   };
   if (args['train-ways'] !== undefined && !METRIC.includes(algorithm)) fail(`--train-ways is for ${METRIC.join(', ')} (the ${algorithm} model's head has --ways outputs)`);
+  if (cfg.testWays.length && !(METRIC.includes(algorithm) || algorithm === 'siamese')) fail(`--test-ways is for ${METRIC.join(', ')} and siamese (the ${algorithm} model's head has --ways outputs)`);
+  if (cfg.testWays.length && sine) fail('--test-ways needs --dataset omniglot');
   if ((args.fce || args['processing-steps'] !== undefined) && algorithm !== 'matching') fail('--fce and --processing-steps are for --algorithm matching');
   const out = args.out ?? join('runs', `${dataset}-${algorithm}`);
   mkdirSync(out, { recursive: true });
@@ -127,6 +137,8 @@ async function main() {
   let params: any, model: (p: any, x: Tensor, ctx: ForwardContext) => Tensor, nextTask: () => Task, evalSource: () => Task, curveSource: () => Task;
   const cleanup: (() => void)[] = [];
   let trainClasses: ClassDataset | null = null;
+  /** Test tasks with another number of classes (--test-ways), same shots and queries. */
+  let testTasksWith: (ways: number) => () => Task = () => fail('--test-ways needs --dataset omniglot');
   let plot: (() => Promise<string>) | null = null;
   let loss = regressionLoss;
   if (sine) {
@@ -148,6 +160,7 @@ async function main() {
     const trainSet = omni.split(split === 'maml' ? 'trainval' : 'train', split), testSet = omni.split('test', split);
     const o = { ways: cfg.ways, shots: cfg.shots, queries: cfg.queries };
     const trainS = new EpisodeSampler(trainSet, { ...o, ways: cfg.trainWays, seed: cfg.seed + 1 }), testS = new EpisodeSampler(testSet, { ...o, seed: cfg.seed + 1_000_003 });
+    testTasksWith = (ways) => { const s = new EpisodeSampler(testSet, { ...o, ways, seed: cfg.seed + 3_000_017 + ways }); return () => episodeTensors(s.next()); };
     const curveS = new EpisodeSampler(split !== 'vinyals' ? testSet : omni.split('val', split), { ...o, seed: cfg.seed + 2_000_003 });
     if (algorithm === 'mamlpp') {
       // One set of statistics, and of batch-norm weights, per inner step, plus one for the query
@@ -271,6 +284,11 @@ async function main() {
     const what = r.accuracy ? `accuracy ${formatSummary(r.accuracy, 100)} %` : `MSE ${formatSummary(r.loss, 1, 3)}`;
     const when = algorithm === 'finetune' ? 'with a fine-tuned head' : algorithm === 'siamese' ? 'by the most similar support image' : METRIC.includes(algorithm) ? 'comparing with the support set' : steps === 0 ? 'pre-adaptation' : `after ${steps} step${steps > 1 ? 's' : ''}`;
     console.log(`${when}: ${what} over ${cfg.evalTasks} test tasks`);
+  }
+  for (const ways of cfg.testWays) {
+    const r = await tidy(async () => evaluate(evalSet(testTasksWith(ways), cfg.evalTasks), cfg.testSteps));
+    report[`eval_${ways}_ways`] = r;
+    console.log(`${ways}-way ${cfg.shots}-shot test tasks (same model): accuracy ${formatSummary(r.accuracy!, 100)} % over ${cfg.evalTasks} tasks`);
   }
   if (args['lake-runs']) {
     if (sine) fail('--lake-runs needs --dataset omniglot');

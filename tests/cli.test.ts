@@ -1,0 +1,85 @@
+// The command-line main job (dist/cli/main.js, built by `npm install`): what it writes, and the
+// errors it gives for bad flags. Short budgets: these check the plumbing, not the learning.
+
+import { describe, it, expect } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const CLI = join(ROOT, 'dist/cli/main.js');
+const OMNIGLOT = new URL('../../shared/data/omniglot', import.meta.url).pathname;
+
+// The CLI caches decoded Omniglot under $HOME/.cache/metagrad: point that at the cache the dataset
+// tests fill, so a fresh machine decodes the zips once.
+const home = mkdtempSync(join(tmpdir(), 'metagrad-cli-home-'));
+const sharedCache = join(tmpdir(), 'metagrad-test-cache');
+mkdirSync(sharedCache, { recursive: true });
+mkdirSync(join(home, '.cache'));
+symlinkSync(sharedCache, join(home, '.cache', 'metagrad'));
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, HOME: home }, timeout: 170_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('CLI', () => {
+  it('is built', () => expect(existsSync(CLI), `${CLI} missing: run npm run build`).toBe(true));
+
+  it('sine MAML: trains, evaluates before and after adaptation, writes checkpoint, report and plot', () => {
+    const out = mkdtempSync(join(tmpdir(), 'metagrad-cli-sine-'));
+    const r = cli('--iterations', '40', '--eval-tasks', '20', '--eval-every', '20', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/pre-adaptation: MSE/);
+    expect(r.stdout).toMatch(/after 10 steps: MSE/);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.config).toMatchObject({ algorithm: 'maml', dataset: 'sine', iterations: 40 });
+    for (const k of ['eval_0_steps', 'eval_1_steps', 'eval_10_steps']) expect(report[k].loss.n).toBe(20);
+    // Adaptation helps even after 40 meta-steps: 10 steps on the K points beat none.
+    expect(report.eval_10_steps.loss.mean).toBeLessThan(report.eval_0_steps.loss.mean);
+    expect(report.curve.filter((p: any) => p.heldOut).map((p: any) => p.iteration)).toEqual([20, 40]);
+    const ckpt = JSON.parse(readFileSync(join(out, 'checkpoint.json'), 'utf8'));
+    expect(ckpt.format).toBe('metagrad-checkpoint-1');
+    expect(Object.keys(ckpt.tensors).length).toBe(6);
+    expect(readFileSync(join(out, 'adaptation.svg'), 'utf8')).toMatch(/^<svg[^]*ground truth[^]*<\/svg>\s*$/);
+  }, 120_000);
+
+  it('rejects unknown algorithms, non-numbers and flags that do not fit the learner, with exit code 2', () => {
+    const bad: [string[], RegExp][] = [
+      [['--algorithm', 'nope'], /unknown --algorithm 'nope' \(one of maml, fomaml/],
+      [['--iterations', 'many'], /--iterations must be a number, got 'many'/],
+      [['--algorithm', 'maml', '--test-ways', '20', '--dataset', 'omniglot'], /--test-ways is for protonet, matching, relation and siamese/],
+      [['--algorithm', 'protonet', '--test-ways', '1,x'], /--test-ways takes a comma-separated list of class counts >= 2, got '1,x'/],
+      [['--dataset', 'omniglot'], /--dataset omniglot needs --data DIR/],
+    ];
+    for (const [args, msg] of bad) {
+      const r = cli(...args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(msg);
+    }
+  });
+
+  it('a missing Omniglot folder names the file it looked for', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'metagrad-cli-empty-'));
+    const r = cli('--dataset', 'omniglot', '--data', dir, '--iterations', '1');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(join(dir, 'images_background.zip'));
+  });
+
+  it('protonet on Omniglot scores the same model on 5-way and, with --test-ways, 10-way tasks', () => {
+    const out = mkdtempSync(join(tmpdir(), 'metagrad-cli-proto-'));
+    const r = cli('--dataset', 'omniglot', '--data', OMNIGLOT, '--algorithm', 'protonet', '--ways', '5', '--train-ways', '10',
+      '--queries', '2', '--iterations', '3', '--eval-tasks', '6', '--test-ways', '10', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/10-way 1-shot test tasks \(same model\): accuracy/);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.config).toMatchObject({ ways: 5, trainWays: 10, testWays: [10] });
+    expect(report.eval.accuracy.n).toBe(6);
+    expect(report.eval_10_ways.accuracy.n).toBe(6);
+    for (const a of [report.eval.accuracy.mean, report.eval_10_ways.accuracy.mean]) {
+      expect(a).toBeGreaterThanOrEqual(0);
+      expect(a).toBeLessThanOrEqual(1);
+    }
+  }, 180_000);
+});
