@@ -68,6 +68,13 @@ function barChart(title: string, unit: string, groups: Group[], log: boolean): s
 }
 const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
+function kernelTable(rows: any[]): string {
+  return table(['benchmark', 'implementation', 'threads', 'unit', 'median', 'min - max', 'ours faster by', 'check / error'], rows.map((r: any) => [
+    r.benchmark, r.implementation, String(r.threads), r.unit, num(r.median), r.min === null ? '-' : `${num(r.min)} - ${num(r.max)}`,
+    ratio(r.oursSpeedup), r.error ? `ERROR: ${r.error}` : r.check ? `${r.check.ok ? 'ok' : 'MISMATCH'} ${r.check.value.toExponential(1)}` : '',
+  ]));
+}
+
 function writeAtomic(file: string, text: string) {
   writeFileSync(`${file}.tmp`, text);
   renameSync(`${file}.tmp`, file);
@@ -124,11 +131,7 @@ function main() {
   if (kernels) {
     out.push('## Kernels and Conv4 (ours and TensorFlow.js in one Node process)', '');
     out.push('Each benchmark: the engines get the same numbers, their results are cross-checked, then timed in interleaved repetitions. Command for a row: `npm run bench -- --filter "<benchmark>"`.', '');
-    const rows = kernels.rows.map((r: any) => [
-      r.benchmark, r.implementation, String(r.threads), r.unit, num(r.median), r.min === null ? '-' : `${num(r.min)} - ${num(r.max)}`,
-      ratio(r.oursSpeedup), r.error ? `ERROR: ${r.error}` : r.check ? `${r.check.ok ? 'ok' : 'MISMATCH'} ${r.check.value.toExponential(1)}` : '',
-    ]);
-    out.push(table(['benchmark', 'implementation', 'threads', 'unit', 'median', 'min - max', 'ours faster by', 'check / error'], rows), '');
+    out.push(kernelTable(kernels.rows), '');
     const mm = kernels.rows.filter((r: any) => r.benchmark.startsWith('matmul') || r.benchmark.startsWith('conv2d'));
     const groups: Group[] = [...new Set<string>(mm.map((r: any) => r.benchmark))].map((b) => ({
       label: b.replace(', 64x64x3x3 filters', ''),
@@ -139,6 +142,21 @@ function main() {
       out.push('![GFLOP/s](results/gflops.svg)', '');
     }
     if (kernels.memory) out.push(`Memory: ${kernels.memory.flat ? 'flat for ours and tfjs across every timed loop' : '**not flat** (see the JSON)'}.`, '');
+  }
+
+  const gpu = read('latest-webgpu.json');
+  if (gpu) {
+    out.push('## Kernels and Conv4 on our WebGPU backend', '');
+    if (gpu.error) out.push(`Could not run: ${gpu.error}`, '');
+    else {
+      out.push(`Run ${gpu.date.slice(0, 10)}, commit ${gpu.git?.commit?.slice(0, 7) ?? '?'}, adapter: ${gpu.backend?.adapter ?? '?'}. ` +
+        (gpu.backend?.emulated
+          ? '**This machine has no GPU: SwiftShader emulates one on the CPU, so these rows show that every kernel runs and agrees with the peers (check column), not how fast a GPU is.** Quick timing (3 repetitions).'
+          : 'Timed like the WASM table; the peers are the same TensorFlow.js backends on the CPU.') +
+        ' Command: `npm run bench -- --backend webgpu --skip-steps`.', '');
+      out.push(kernelTable(gpu.rows), '');
+      if (gpu.memory) out.push(`Memory: ${gpu.memory.flat ? 'flat for ours and tfjs across every timed loop' : '**not flat** (see the JSON)'}.`, '');
+    }
   }
 
   const steps = stepsList();

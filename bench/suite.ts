@@ -1,10 +1,12 @@
 // `npm run bench`: the whole suite in one command, one process per stage so that no engine's memory
 // or threads leak into another's timings:
-//   1. kernels and Conv4, ours beside TensorFlow.js (bench/run.ts -> results/latest.json)
+//   1. kernels and Conv4, ours beside TensorFlow.js (bench/run.ts): our WASM backend -> results/latest.json,
+//      our WebGPU backend -> results/latest-webgpu.json (without a GPU, on SwiftShader: quick timing,
+//      marked as emulation)
 //   2. correctness of the second-order meta-gradient, every engine (bench/correctness.ts)
 //   3. whole meta-learning steps beside PyTorch on 1 and on 2 threads (bench/maml-steps.ts)
 //   4. the report (bench/report.ts -> bench/REPORT.md and SVG charts)
-// Options: --filter <substring> (stages 1 and 3), --quick, --tiny (stage 1), --backend (stage 1),
+// Options: --filter <substring> (stages 1 and 3), --quick, --tiny (stage 1), --backend (stage 1: only this one),
 // --skip-steps, --skip-kernels. Each stage's own script can also be run alone (see bench/README.md).
 
 import { spawnSync } from 'node:child_process';
@@ -42,7 +44,13 @@ function stage(title: string, script: string, args: string[], nodeFlags: string[
 const filter = value('--filter');
 const common = [...(filter ? ['--filter', filter] : []), ...(flag('--quick') ? ['--quick'] : [])];
 if (!flag('--skip-kernels')) {
-  stage('kernels and Conv4 beside TensorFlow.js', 'run.js', [...common, ...(flag('--tiny') ? ['--tiny'] : []), ...(value('--backend') ? ['--backend', value('--backend')!] : [])], ['--expose-gc']);
+  const tiny = flag('--tiny') ? ['--tiny'] : [];
+  const backends = value('--backend') ? [value('--backend')!] : ['wasm', 'webgpu'];
+  for (const b of backends) {
+    // The WASM table is the main one (results/latest.json); another backend writes its own file.
+    const out = b === 'wasm' ? [] : ['--out', path.join(here, '../../bench/results', `latest-${b}.json`)];
+    stage(`kernels and Conv4 on our ${b} backend beside TensorFlow.js`, 'run.js', [...common, ...tiny, '--backend', b, ...out], ['--expose-gc']);
+  }
 }
 stage('correctness of the second-order meta-gradient', 'correctness.js', []);
 if (!flag('--skip-steps') && !flag('--tiny')) {
