@@ -151,7 +151,7 @@ function main() {
     else {
       out.push(`Run ${gpu.date.slice(0, 10)}, commit ${gpu.git?.commit?.slice(0, 7) ?? '?'}, adapter: ${gpu.backend?.adapter ?? '?'}. ` +
         (gpu.backend?.emulated
-          ? '**This machine has no GPU: SwiftShader emulates one on the CPU, so these rows show that every kernel runs and agrees with the peers (check column), not how fast a GPU is.** Quick timing (3 repetitions).'
+          ? '**This machine has no GPU: SwiftShader emulates one on the CPU, so these rows show that every kernel runs and agrees with the peers (check column), not how fast a GPU is.** Tiny sizes (matrices up to 32, batch 5) and quick timing (3 repetitions).'
           : 'Timed like the WASM table; the peers are the same TensorFlow.js backends on the CPU.') +
         ' Command: `npm run bench -- --backend webgpu --skip-steps`.', '');
       out.push(kernelTable(gpu.rows), '');
