@@ -42,15 +42,20 @@ export class Reptile<P> {
     return fast;
   }
 
-  /** One outer update from a batch of tasks (adapting on support and query together). */
+  /**
+   * One outer update from a batch of tasks. A training task has no held-out part in Reptile: the
+   * inner SGD runs on its support and query examples together (Nichol et al. train on 10 shots per
+   * class for 1-shot tests), and the returned loss is the adapted weights' loss on them.
+   */
   async step(tasks: readonly Task[]): Promise<number> {
     const eps = this.o.metaSteps ? this.o.metaLr * Math.max(0, 1 - this.iteration / this.o.metaSteps) : this.o.metaLr;
     const [next, loss] = tidy(() => {
       let delta: P | null = null;
       const losses: Tensor[] = [];
       for (const t of tasks) {
-        const fast = this.adapt(this.params, t.xs, t.ys, this.o.innerSteps);
-        losses.push(this.o.loss(this.o.model(fast, t.xq, { step: this.o.innerSteps, training: true }), t.yq));
+        const x = ops.concat([t.xs, t.xq]), y = concatTargets(t.ys, t.yq);
+        const fast = this.adapt(this.params, x, y, this.o.innerSteps);
+        losses.push(this.o.loss(this.o.model(fast, x, { step: this.o.innerSteps, training: true }), y));
         const d = treeMap((f, p) => ops.sub(f, p), fast, this.params);
         delta = delta === null ? d : treeMap((a, b) => ops.add(a, b), delta, d);
       }
@@ -70,4 +75,15 @@ export class Reptile<P> {
   }
 
   dispose(): void { for (const t of treeLeaves(this.params)) t.dispose(); }
+}
+
+function concatTargets(a: Target, b: Target): Target {
+  if (a instanceof Int32Array && b instanceof Int32Array) {
+    const out = new Int32Array(a.length + b.length);
+    out.set(a);
+    out.set(b, a.length);
+    return out;
+  }
+  if (a instanceof Int32Array || b instanceof Int32Array) throw new Error('Reptile: a task\'s support and query targets must both be labels (Int32Array) or both tensors');
+  return ops.concat([a, b]);
 }

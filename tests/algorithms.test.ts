@@ -157,6 +157,19 @@ for (const b of backendNames) {
       maml.dispose();
     }, 120_000);
 
+    it('Reptile trains on a task\'s support and query together: one step by hand', async () => {
+      await activate(b);
+      // y = w x, w = 0; support (1, 2), query (3, 0). MSE over both points: dL/dw = mean(2 (w x - y) x)
+      // = mean(-4, 0) = -2, so one inner step at 0.1 gives w = 0.2, and an outer step of 1 moves the
+      // initialisation there (the support alone would give 0.4).
+      const rep = new Reptile({ model: (p: any, x: Tensor) => mg.matmul(x, p.w), loss: regressionLoss, params: { w: mg.tensor([0], [1, 1]) }, innerLr: 0.1, innerSteps: 1, metaLr: 1 });
+      const loss = await rep.step([{ xs: mg.tensor([1], [1, 1]), ys: mg.tensor([2], [1, 1]), xq: mg.tensor([3], [1, 1]), yq: mg.tensor([0], [1, 1]) }]);
+      expect((await rep.params.w.data())[0]).toBeCloseTo(0.2, 6);
+      // Returned: the adapted weights' loss on both points, mean((0.2 - 2)^2, (0.6 - 0)^2) = 1.8.
+      expect(loss).toBeCloseTo(1.8, 5);
+      rep.dispose();
+    });
+
     it('Reptile on sine regression: the post-adaptation loss falls', async () => {
       await activate(b);
       const sine = new SineTasks({ shots: 10, seed: 2 });
