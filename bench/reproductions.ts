@@ -76,12 +76,14 @@ function main() {
     const budget = c.algorithm === 'siamese' ? `${c.iterations} batches of ${c.pairs ?? '?'} pairs`
       : gradientBased ? `${c.iterations} x ${c.metaBatch} tasks, inner lr ${c.innerLr} x ${c.innerSteps} step(s), ${c.testSteps} at test`
         : `${c.iterations} episodes`;
+    // Reports from before Reptile trained on support and query together (commit fd5f044).
+    const note = c.algorithm === 'reptile' && !c.reptileInnerData ? '; inner loop on the support set only (older code)' : '';
     const lake = r.lake_runs ? `; Lake's 20 runs: ${pct(r.lake_runs.trials ?? r.lake_runs.accuracy)}` : '';
     // A report from before its command gained --test-ways ran without it: show what it ran.
     const args = (cmds[name] ?? '(not in bench/omniglot-repro.sh)').replace(/\$DATA/g, '../shared/data/omniglot').replace(c.testWays ? /^$/ : / --test-ways [\d,]+/, '');
     const command = `\`node dist/cli/main.js --dataset omniglot --data ../shared/data/omniglot ${args}\``;
     // One row per test setting: the run's own --ways, then any --test-ways scores of the same model.
-    const settings: [number, any, string][] = [[c.ways, ev, lake], ...(c.testWays ?? []).map((w: number) => [w, r[`eval_${w}_ways`], ''] as [number, any, string])];
+    const settings: [number, any, string][] = [[c.ways, ev, lake + note], ...(c.testWays ?? []).map((w: number) => [w, r[`eval_${w}_ways`], ''] as [number, any, string])];
     for (const [ways, e, extra] of settings) {
       const pub = PUBLISHED[c.algorithm]?.[`${ways}-${c.shots}`] ?? '-';
       const sameModel = ways !== c.ways ? ` (the model of the row above, trained ${c.trainWays ?? c.ways}-way)` : trainWays;

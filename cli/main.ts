@@ -117,6 +117,8 @@ async function main() {
     metaLr: num('meta-lr', algorithm === 'reptile' ? 1 : 0.001), evalTasks: num('eval-tasks', sine ? 500 : 600),
     checkpointEvery: num('checkpoint-every', 500), evalEvery: num('eval-every', 0), seed: num('seed', 0),
     pairs: num('pairs', 128),
+    // What Reptile's inner loop trains on in meta-training (recorded: it changed once).
+    ...(algorithm === 'reptile' ? { reptileInnerData: 'support+query' } : {}),
     trainWays: num('train-ways', num('ways', 5)), fce: !!args.fce, processingSteps: num('processing-steps', 5),
     testWays: (args['test-ways'] ?? '').split(',').filter((w) => w.trim() !== '').map((w) => {
       const n = Number(w);
