@@ -72,9 +72,9 @@ async function main(): Promise<void> {
     const v1 = (useBackend(one), await s1.value()), vN = (useBackend(many), await sN.value());
     const same = v1.length === vN.length && v1.every((x, i) => Object.is(x, vN[i]));
     useBackend(many);
-    const calls = many.parallelCalls();
+    const calls = many.parallelStats().calls;
     sN.op();
-    const split = many.parallelCalls() - calls;
+    const split = many.parallelStats().calls - calls;
     const cs: Contender[] = [s1, sN].map((s) => ({
       impl: `ours-wasm`, threads: s.b.threads, activate: async () => { useBackend(s.b); }, op: s.op,
     }));

@@ -61,9 +61,9 @@ function run(be: WasmBackend, name: string, dtype: DType, inputs: In[], attrs: a
 /** Runs on both backends and expects the same bytes; returns how many parallel dispatches it took. */
 function same(name: string, dtype: DType, inputs: In[], attrs: any, outShape: number[]): number {
   const a = run(one, name, dtype, inputs, attrs, outShape);
-  const calls = two.parallelCalls();
+  const calls = two.parallelStats().calls;
   const b = run(two, name, dtype, inputs, attrs, outShape);
-  const split = two.parallelCalls() - calls;
+  const split = two.parallelStats().calls - calls;
   expect(b.length).toBe(a.length);
   let diff = -1;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) { diff = i; break; }
@@ -152,6 +152,16 @@ describe('wasm threads: 2 is bit-identical to 1 thread', () => {
   });
 });
 
+describe('wasm threads: the worker took part', () => {
+  // Threads take jobs as they come, so the main thread could in principle run them all; over the
+  // hundreds of split calls above the worker must have run some (else nothing above tested it).
+  it('ran jobs on the worker thread', () => {
+    const s = two.parallelStats();
+    expect(s.calls).toBeGreaterThan(100);
+    expect(s.workerJobs).toBeGreaterThan(0);
+  });
+});
+
 describe('wasm threads: memory and lifetime', () => {
   it('a training-like second-order loop keeps live bytes and the memory size flat', () => {
     useBackend(two);
@@ -174,14 +184,14 @@ describe('wasm threads: memory and lifetime', () => {
         params.w.dispose(); params.v.dispose();
         params = next;
       };
-      const calls = two.parallelCalls();
+      const calls = two.parallelStats().calls;
       step(); step();
       const bytes = two.bytesInUse(), mem = two.memoryBytes(), m0 = mg.memory();
       for (let i = 0; i < 15; i++) step();
       expect(two.bytesInUse()).toBe(bytes);
       expect(two.memoryBytes()).toBe(mem);
       expect(mg.memory()).toEqual(m0);
-      expect(two.parallelCalls() - calls).toBeGreaterThan(15);
+      expect(two.parallelStats().calls - calls).toBeGreaterThan(15);
       for (const t of [params.w, params.v, x, y]) t.dispose();
     } finally {
       useBackend(one);
@@ -196,9 +206,10 @@ describe('wasm threads: memory and lifetime', () => {
     await b.dispose();
     await b.dispose();
     expect(b.threads).toBe(1);
-    const calls = b.parallelCalls();
+    const stats = b.parallelStats();
+    expect(stats.calls).toBeGreaterThan(0);
     expect(run(b, 'matmul', 'float32', [{ shape: [128, 128] }, { shape: [128, 128] }], {}, [128, 128])).toEqual(ref);
-    expect(b.parallelCalls()).toBe(calls);
+    expect(b.parallelStats()).toEqual(stats);
     expect(b.bytesInUse()).toBe(live);
   });
 

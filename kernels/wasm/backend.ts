@@ -62,8 +62,9 @@ function compiledModule(threaded = false): Promise<WebAssembly.Module> {
 /** Pages of the threaded build's shared memory: initial (4 MiB), maximum (4 GiB, as compiled). */
 const SHARED_INITIAL_PAGES = 64;
 const SHARED_MAX_PAGES = 65536;
-/** Bytes per job slot (assembly/parallel.ts JOB_BYTES). */
+/** Bytes per job slot, jobs per thread (assembly/parallel.ts JOB_BYTES, JOBS_PER_THREAD). */
 const JOB_BYTES = 384;
+const JOBS_PER_THREAD = 4;
 
 /**
  * The thread count to use for `requested`: more than 1 only where worker threads can share memory
@@ -128,8 +129,11 @@ export interface WasmBackend extends Backend {
    * workers never keep a Node process alive, so this is optional.)
    */
   dispose(): Promise<void>;
-  /** Kernel calls split across threads so far (a diagnostic for tests and benchmarks). */
-  parallelCalls(): number;
+  /**
+   * Diagnostics for tests and benchmarks: kernel calls split across threads so far, and how many of
+   * their jobs worker threads (rather than the calling one) ran.
+   */
+  parallelStats(): { calls: number; workerJobs: number };
 }
 
 export interface WasmBackendOptions {
@@ -166,12 +170,12 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const memory = ex.memory;
   let threadStates: number[] = [];
   let jobSlots = 0;
-  let parallelCallsBefore = 0;
+  let statsBefore = { calls: 0, workerJobs: 0 };
   if (threads > 1) {
     // Everything a worker instance needs is allocated here, by the main instance: workers never
     // touch the allocator.
     threadStates = Array.from({ length: threads - 1 }, () => ex.allocThreadState() >>> 0);
-    jobSlots = ex.alloc(threads * JOB_BYTES) >>> 0;
+    jobSlots = ex.alloc((threads * JOBS_PER_THREAD + 16) * JOB_BYTES) >>> 0;
     try {
       pool = await startPool(module, memory, threadStates, jobSlots, (slot) => { ex.runSlot(slot); });
     } catch (e) {
@@ -525,11 +529,14 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     bytesInUse: () => bytesLive,
     memoryBytes: () => memory.buffer.byteLength,
     get threads() { return threads; },
-    parallelCalls: () => parallelCallsBefore + (pool ? pool.calls : 0),
+    parallelStats: () => ({
+      calls: statsBefore.calls + (pool ? pool.calls : 0),
+      workerJobs: statsBefore.workerJobs + (pool ? pool.workerJobs : 0),
+    }),
     async dispose() {
       if (!pool) return;
       const p = pool;
-      parallelCallsBefore += p.calls;
+      statsBefore = { calls: statsBefore.calls + p.calls, workerJobs: statsBefore.workerJobs + p.workerJobs };
       pool = null;
       ex.setThreads(1, 0);
       threads = 1;

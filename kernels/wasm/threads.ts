@@ -1,13 +1,16 @@
 // The worker pool of the threaded WASM backend (Node only; see THREADING.md).
 //
-// Every worker instantiates the threaded kernels module over the backend's shared memory and then
-// loops: sleep on SEQ (spinning briefly first), run its job slot, count itself into DONE. The main
-// instance calls `parallelFor(n)` (an import) from inside a kernel; `run` below bumps SEQ, runs
-// slot 0 on the main thread, and waits for DONE. No message is posted per kernel call: the job
-// words live in WASM memory, the counters in a small SharedArrayBuffer of their own.
+// A kernel on the main instance that splits writes n job slots into WASM memory and calls the import
+// `parallelFor(n)`; `run` below publishes the round (NJOBS, NEXT = 0, bump SEQ, notify), and every
+// thread, the main one included, takes slots with Atomics.add(NEXT) until none are left, counting
+// each finished slot into FINISHED. The main thread returns when FINISHED reaches n: it never waits
+// for a worker that took no slot (one the OS has not scheduled yet simply gets none), and slots a
+// slow worker has not taken are run by the others. Workers spin briefly on SEQ, then sleep in
+// Atomics.wait. No message is posted per kernel call: the job words live in WASM memory, the
+// counters in a small SharedArrayBuffer of their own.
 
 /** Words of the control block. */
-const SEQ = 0, DONE = 1, NJOBS = 2, STOP = 3, ERR = 4, MSG_LEN = 5, MSG = 8, MSG_CAP = 248;
+const SEQ = 0, FINISHED = 1, NJOBS = 2, STOP = 3, ERR = 4, MSG_LEN = 5, NEXT = 6, WORKER_JOBS = 7, MSG = 8, MSG_CAP = 248;
 const CTRL_WORDS = MSG + MSG_CAP;
 
 /**
@@ -23,9 +26,10 @@ const WORKER_SOURCE = `
 // CommonJS normally; ESM when the parent runs with --input-type=module (then getBuiltinModule).
 const { workerData, parentPort } = typeof require === 'function'
   ? require('node:worker_threads') : process.getBuiltinModule('node:worker_threads');
-const { module, memory, ctrl: sab, id, nWorkers, state, jobs, spin } = workerData;
+const { module, memory, ctrl: sab, id, state, jobs, spin } = workerData;
 const ctrl = new Int32Array(sab);
-const [SEQ, DONE, NJOBS, STOP, ERR, MSG_LEN, MSG, MSG_CAP] = [${SEQ}, ${DONE}, ${NJOBS}, ${STOP}, ${ERR}, ${MSG_LEN}, ${MSG}, ${MSG_CAP}];
+const [SEQ, FINISHED, NJOBS, STOP, ERR, MSG_LEN, NEXT, WORKER_JOBS, MSG, MSG_CAP] =
+  [${SEQ}, ${FINISHED}, ${NJOBS}, ${STOP}, ${ERR}, ${MSG_LEN}, ${NEXT}, ${WORKER_JOBS}, ${MSG}, ${MSG_CAP}];
 const env = {
   memory,
   abort(msg, file, line, col) { throw new Error('wasm kernel abort at ' + line + ':' + col); },
@@ -42,19 +46,28 @@ for (;;) {
   if (s === seen) { Atomics.wait(ctrl, SEQ, seen); continue; }
   seen = s;
   if (Atomics.load(ctrl, STOP) !== 0) break;
-  if (id < Atomics.load(ctrl, NJOBS)) {
+  const gen = s & 0x7fff;
+  for (;;) {
+    // Take the next slot of round gen (NEXT = gen << 16 | index), or stop.
+    const v = Atomics.load(ctrl, NEXT);
+    if ((v >>> 16) !== gen) break;
+    const n = Atomics.load(ctrl, NJOBS);
+    if ((v & 0xffff) >= n) break;
+    if (Atomics.compareExchange(ctrl, NEXT, v, v + 1) !== v) continue;
+    const slot = v & 0xffff;
+    Atomics.add(ctrl, WORKER_JOBS, 1);
     try {
-      ex.runSlot(id);
+      ex.runSlot(slot);
     } catch (e) {
       if (Atomics.compareExchange(ctrl, ERR, 0, id) === 0) {
-        const m = 'worker ' + id + ': ' + (e && e.message ? e.message : String(e));
-        const n = Math.min(m.length, MSG_CAP);
-        for (let i = 0; i < n; i++) ctrl[MSG + i] = m.charCodeAt(i);
-        ctrl[MSG_LEN] = n;
+        const m = 'worker ' + id + ', job ' + slot + ': ' + (e && e.message ? e.message : String(e));
+        const k = Math.min(m.length, MSG_CAP);
+        for (let i = 0; i < k; i++) ctrl[MSG + i] = m.charCodeAt(i);
+        ctrl[MSG_LEN] = k;
       }
     }
+    if (Atomics.add(ctrl, FINISHED, 1) === n - 1) Atomics.notify(ctrl, FINISHED);
   }
-  if (Atomics.add(ctrl, DONE, 1) === nWorkers - 1) Atomics.notify(ctrl, DONE);
 }
 `;
 
@@ -63,7 +76,9 @@ export interface Pool {
   readonly workers: number;
   /** Calls of `run` so far (a diagnostic: how many kernel calls were split). */
   readonly calls: number;
-  /** Runs job slots 0..n-1: slot 0 through `local` on this thread, slot t on worker t. */
+  /** Jobs the workers (not the main thread) have run so far. */
+  readonly workerJobs: number;
+  /** Runs job slots 0..n-1 (any number), `local` running those this thread takes. */
   run(n: number): void;
   /** Stops the workers (idempotent). */
   dispose(): Promise<void>;
@@ -90,7 +105,7 @@ export async function startPool(module: WebAssembly.Module, memory: WebAssembly.
   const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
   const workers = states.map((state, i) => new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { module, memory, ctrl: ctrl.buffer, id: i + 1, nWorkers, state, jobs, spin: SPIN },
+    workerData: { module, memory, ctrl: ctrl.buffer, id: i + 1, state, jobs, spin: SPIN },
   }));
   try {
     await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
@@ -112,36 +127,48 @@ export async function startPool(module: WebAssembly.Module, memory: WebAssembly.
   let stopped = false;
   let running = false;
   let calls = 0;
-  const waitDone = () => {
-    let d = Atomics.load(ctrl, DONE);
-    for (let i = 0; d < nWorkers && i < SPIN; i++) d = Atomics.load(ctrl, DONE);
-    while (d < nWorkers) {
-      Atomics.wait(ctrl, DONE, d);
-      d = Atomics.load(ctrl, DONE);
+  const waitFinished = (n: number) => {
+    let d = Atomics.load(ctrl, FINISHED);
+    for (let i = 0; d < n && i < SPIN; i++) d = Atomics.load(ctrl, FINISHED);
+    while (d < n) {
+      Atomics.wait(ctrl, FINISHED, d);
+      d = Atomics.load(ctrl, FINISHED);
     }
   };
 
   return {
     workers: nWorkers,
     get calls() { return calls; },
+    get workerJobs() { return Atomics.load(ctrl, WORKER_JOBS); },
     run(n: number): void {
       if (stopped) throw new Error('wasm backend: the thread pool is disposed');
       if (running) throw new Error('wasm backend: nested parallel kernel call');
       running = true;
       calls++;
-      Atomics.store(ctrl, DONE, 0);
-      Atomics.store(ctrl, NJOBS, n);
+      // NEXT carries the round (the low 15 bits of SEQ after the bump) beside the next index, so a
+      // worker still in an earlier round's take loop can never claim a slot of this one by mistake.
+      if (n > 0xffff) throw new Error('wasm backend: too many parallel jobs');
+      const gen = (Atomics.load(ctrl, SEQ) + 1) & 0x7fff;
+      Atomics.store(ctrl, FINISHED, 0);
       Atomics.store(ctrl, ERR, 0);
+      Atomics.store(ctrl, NJOBS, n);
+      Atomics.store(ctrl, NEXT, gen << 16);
       Atomics.add(ctrl, SEQ, 1);
       Atomics.notify(ctrl, SEQ);
       let err: unknown = null;
-      try {
-        local(0);
-      } catch (e) {
-        err = e;
+      for (;;) {
+        const v = Atomics.load(ctrl, NEXT);
+        if ((v & 0xffff) >= n) break;
+        if (Atomics.compareExchange(ctrl, NEXT, v, v + 1) !== v) continue;
+        try {
+          local(v & 0xffff);
+        } catch (e) {
+          err ??= e;
+        }
+        Atomics.add(ctrl, FINISHED, 1);
       }
-      // Always wait: the workers' slices write into memory the caller may free once this returns.
-      waitDone();
+      // Always wait: the workers' slots write into memory the caller may free once this returns.
+      waitFinished(n);
       running = false;
       if (err) throw err;
       if (Atomics.load(ctrl, ERR) !== 0) {

@@ -16,7 +16,7 @@
 
 import { at, copyElems, lanes } from './common';
 import { BV_CONV, BV_CONV_T, gemm, gemmSerial, setVirtualB } from './matmul';
-import { J_DIRECT, J_WINO, partLo, runJobs, setArg, ways } from './parallel';
+import { J_DIRECT, J_WINO, jobsFor, partLo, runJobs, setArg, ways } from './parallel';
 
 const GROUP_BUDGET: usize = 16 << 20; // bytes of per-group temporaries (padded input, output rows)
 const COL_BUDGET: usize = 4 << 20; // bytes of the explicit col matrix of conv2dGradInput
@@ -185,8 +185,7 @@ function directConv<T>(grad: bool, x: usize, w: usize, y: usize, N: i32, C: i32,
   const Hp = H + 2 * ph, Wp = W + 2 * pw + L;
   const xpBytes = ((<usize>C * <usize>Hp * <usize>Wp * sizeof<T>() + 15) & ~15) + 16;
   const count = grad ? O : N;
-  let parts = ways(<f64>N * <f64>O * <f64>OH * <f64>OW * <f64>CKK, DIRECT_PAR_MIN);
-  parts = max(1, min(parts, count));
+  const parts = max(1, jobsFor(ways(<f64>N * <f64>O * <f64>OH * <f64>OW * <f64>CKK, DIRECT_PAR_MIN), count));
   const bufs = heap.alloc(<usize>parts * xpBytes);
   memory.fill(bufs, 0, <usize>parts * xpBytes);
   const tap = directTaps(C, KH, KW, Hp, Wp, dh, dw);
@@ -536,15 +535,17 @@ function winogradConv2d(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W:
   const U = heap.alloc((16 * <usize>O * <usize>C) << 2);
   winogradFilters(w, U, O, C);
   const rowLen = <usize>(2 * TWq + 8);
-  const parts = ways(16 * <f64>T * <f64>O * <f64>C, WINO_PAR_MIN);
-  // One output row buffer per thread (worker jobs must not allocate).
-  const rowBuf = heap.alloc(<usize>parts * (rowLen << 3));
+  const threads = ways(16 * <f64>T * <f64>O * <f64>C, WINO_PAR_MIN);
+  // One output row buffer per job (worker jobs must not allocate).
+  const rowBuf = heap.alloc(<usize>max(1, jobsFor(threads, O)) * (rowLen << 3));
   const xImg = <usize>C * <usize>H * <usize>W, yImg = <usize>O * <usize>OH * <usize>OW;
   for (let n0 = 0; n0 < N; n0 += g) {
     const gn = min(g, N - n0);
     const xg = x + ((<usize>n0 * xImg) << 2), yg = y + ((<usize>n0 * yImg) << 2);
     for (let phase = 0; phase < 3; phase++) {
       const count = phase == 0 ? C : phase == 1 ? 16 : O;
+      // The 16 GEMMs are 16 jobs (each packs only its own operands).
+      const parts = threads <= 1 ? 1 : phase == 1 ? 16 : jobsFor(threads, count);
       if (parts > 1) {
         for (let t = 0; t < parts; t++) {
           setArg(t, 0, J_WINO); setArg(t, 1, phase); setArg(t, 2, partLo(count, parts, t)); setArg(t, 3, partLo(count, parts, t + 1));

@@ -4,7 +4,7 @@
 // (Mathf for f32, Math for f64).
 
 import { IDX, arg, at, lanes, resetIdx } from './common';
-import { JOB_SHAPE, J_BINARY, J_UNARY, partLo, runJobs, setArg, slot, ways } from './parallel';
+import { JOB_SHAPE, J_BINARY, J_UNARY, jobsFor, partLo, runJobs, setArg, slot, ways } from './parallel';
 
 // Threaded build: elementwise calls over at least this many elements are split into contiguous
 // ranges (of the outermost collapsed dimension), fewer for the scalar transcendental ops.
@@ -94,11 +94,12 @@ function uSign<T>(x: usize, y: usize, n: usize): void { unaryLoop<T>(SIGN, x, y,
 
 /** y[i] = f(x[i]) for i < n. */
 export function unary<T>(op: i32, x: usize, y: usize, n: usize): void {
-  const parts = ways(<f64>n, unaryHasVec(op) ? EW_PAR_MIN : EW_PAR_MIN_SCALAR);
+  const threads = ways(<f64>n, unaryHasVec(op) ? EW_PAR_MIN : EW_PAR_MIN_SCALAR);
+  // Ranges cut at 64-byte boundaries of y.
+  const unit: usize = 64 / sizeof<T>();
+  const units = <i32>((n + unit - 1) / unit);
+  const parts = jobsFor(threads, units);
   if (parts > 1) {
-    // Ranges cut at 64-byte boundaries of y.
-    const unit: usize = 64 / sizeof<T>();
-    const units = <i32>((n + unit - 1) / unit);
     for (let t = 0; t < parts; t++) {
       const i0 = min(n, <usize>partLo(units, parts, t) * unit), i1 = min(n, <usize>partLo(units, parts, t + 1) * unit);
       setArg(t, 0, J_UNARY); setArg(t, 1, sizeof<T>()); setArg(t, 2, op);
@@ -249,10 +250,10 @@ export function binary<T>(op: i32, rank: i32, shapeP: usize, saP: usize, sbP: us
 function splitOuter(rank: i32, shapeP: usize, minWork: f64): i32 {
   let total: f64 = 1;
   for (let d = 0; d < rank; d++) total *= <f64>arg(shapeP, d);
-  let parts = ways(total, minWork);
-  if (parts <= 1) return 1;
+  const threads = ways(total, minWork);
+  if (threads <= 1) return 1;
   const units = rank == 1 ? (arg(shapeP, 0) + 15) >> 4 : arg(shapeP, 0);
-  parts = min(parts, units);
+  const parts = jobsFor(threads, units);
   if (parts <= 1) return 1;
   // Each part gets its own copy of the shape with the outermost extent cut to its range.
   for (let t = 0; t < parts; t++) {

@@ -12,7 +12,7 @@
 // N=512 on the 3.2 GHz Zen 3 this was tuned on). The pack buffers (~2.3 MiB) are allocated once.
 
 import { at } from './common';
-import { J_GEMM, J_MATMUL, partLo, runJobs, setArg, ways } from './parallel';
+import { J_GEMM, J_MATMUL, jobsFor, partLo, runJobs, setArg, ways } from './parallel';
 
 const MR = 4;
 const KC = 256; // depth block, even
@@ -260,8 +260,9 @@ export function gemm<T>(M: i32, N: i32, K: i32, A: usize, rsA: usize, csA: usize
 /** Writes one GEMM job per part and runs them; false when the call is too narrow to split. */
 function gemmSplit<T>(parts: i32, M: i32, N: i32, K: i32, A: usize, rsA: usize, csA: usize, B: usize, rsB: usize,
   csB: usize, C: usize, ldc: usize, accumulate: bool): bool {
-  // Splitting N makes every thread pack all of A (M x K), splitting M all of B (K x N): duplicate
-  // the smaller. Column ranges are cut at 64-byte boundaries of C, row ranges at MR.
+  // One job per thread: splitting N makes every job pack all of A (M x K), splitting M all of B
+  // (K x N), so more jobs would pack more; duplicate the smaller. Column ranges are cut at 64-byte
+  // boundaries of C, row ranges at MR.
   const byCols = N >= M;
   const unit = byCols ? <i32>(64 / sizeof<T>()) : MR;
   const total = byCols ? N : M;
@@ -356,8 +357,7 @@ export function matmulBatched<T>(batch: i32, offs: usize, M: i32, N: i32, K: i32
   // Many small products (each below the GEMM split size): split the batch instead.
   const work = <f64>M * <f64>N * <f64>K;
   if (batch > 1 && work < GEMM_PAR_MIN) {
-    let parts = ways(work * <f64>batch, GEMM_PAR_MIN);
-    parts = min(parts, batch);
+    const parts = jobsFor(ways(work * <f64>batch, GEMM_PAR_MIN), batch);
     if (parts > 1) {
       const es = <usize>sizeof<T>();
       for (let t = 0; t < parts; t++) {

@@ -42,7 +42,21 @@ export function setThreads(n: i32, jobs: usize): void {
   jobBase = jobs;
 }
 
-/** The number of ways to split a call with `work` units (1: run inline). */
+/**
+ * Jobs per thread for splits without duplicated work (everything but the GEMM, which packs its
+ * shared operand once per job): threads take jobs as they come (threads.ts), so more, smaller jobs
+ * even out a thread that starts late or is descheduled. The host allocates the slots for
+ * nThreads * JOBS_PER_THREAD + 16 jobs.
+ */
+export const JOBS_PER_THREAD = 4;
+
+/** Jobs for a split over `units` items on `threads` threads (1 for one thread). */
+// @ts-ignore: decorator
+@inline export function jobsFor(threads: i32, units: i32): i32 {
+  return threads <= 1 ? 1 : min(threads * JOBS_PER_THREAD, units);
+}
+
+/** The number of threads to split a call with `work` units over (1: run inline). */
 // @ts-ignore: decorator
 @inline export function ways(work: f64, minWork: f64): i32 {
   if (!ASC_FEATURE_THREADS) return 1;
@@ -64,7 +78,7 @@ export function setThreads(n: i32, jobs: usize): void {
   return <usize>load<u32>(s + (<usize>i << 2));
 }
 
-/** Runs slots 0..n-1 (n >= 1), slot t on thread t; returns when all are done. */
+/** Runs slots 0..n-1 (n >= 1) on whichever threads take them; returns when all are done. */
 export function runJobs(n: i32): void {
   if (ASC_FEATURE_THREADS) parallelFor(n);
 }

@@ -4,7 +4,7 @@
 // folded into the output with vertical SIMD ops).
 
 import { IDX, arg, at, lanes, resetIdx } from './common';
-import { JOB_SHAPE, JOB_STRIDES, J_REDUCE, partLo, runJobs, setArg, slot, ways } from './parallel';
+import { JOB_SHAPE, JOB_STRIDES, J_REDUCE, jobsFor, partLo, runJobs, setArg, slot, ways } from './parallel';
 
 // Threaded build: reductions over at least this many input elements are split along a kept
 // dimension (so every output is still reduced by one thread, in the same order).
@@ -101,6 +101,7 @@ export function reduce<T>(op: i32, rank: i32, shapeP: usize, osP: usize, x: usiz
   for (let d = 0; d < rank; d++) total *= <f64>arg(shapeP, d);
   let parts = ways(total, REDUCE_PAR_MIN);
   if (parts > 1) {
+    const threads = parts;
     // The longest kept dimension (out-stride != 0); the innermost one is cut at 16 elements.
     let sd = -1, best = 1;
     for (let d = 0; d < rank; d++) {
@@ -108,7 +109,7 @@ export function reduce<T>(op: i32, rank: i32, shapeP: usize, osP: usize, x: usiz
       const units = d == rank - 1 ? (arg(shapeP, d) + 15) >> 4 : arg(shapeP, d);
       if (units > best) { best = units; sd = d; }
     }
-    parts = min(parts, best);
+    parts = jobsFor(threads, best);
     if (sd >= 0 && parts > 1) {
       const unit = sd == rank - 1 ? 16 : 1, ext = arg(shapeP, sd);
       for (let t = 0; t < parts; t++) {
