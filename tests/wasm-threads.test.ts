@@ -198,6 +198,24 @@ describe('wasm threads: memory and lifetime', () => {
     }
   });
 
+  it('growing the shared memory keeps earlier storages readable, and workers see the new pages', () => {
+    const d = data(1000, 5);
+    const s = two.upload('float32', d);
+    const before = two.memoryBytes();
+    const big = two.alloc('float32', 48 << 20); // 192 MiB: the memory must grow
+    expect(two.memoryBytes()).toBeGreaterThan(before + (190 << 20));
+    expect(Array.from(two.readSync(s)!)).toEqual(Array.from(Float32Array.from(d)));
+    two.free(big);
+    // The inputs now sit in the grown part (the freed block is reused), where the worker reads them.
+    const jobs = two.parallelStats().workerJobs;
+    // Threads take jobs as they come: repeat until the worker has run some (at most 100 calls).
+    for (let i = 0; i < 100 && two.parallelStats().workerJobs === jobs; i++) {
+      expect(same('matmul', 'float32', [{ shape: [300, 200] }, { shape: [200, 300] }], {}, [300, 300])).toBe(1);
+    }
+    expect(two.parallelStats().workerJobs).toBeGreaterThan(jobs);
+    two.free(s);
+  });
+
   it('dispose stops the workers; the backend keeps working on one thread', async () => {
     const b = await createWasmBackend({ threads: 2 });
     const ref = run(one, 'matmul', 'float32', [{ shape: [128, 128] }, { shape: [128, 128] }], {}, [128, 128]);
