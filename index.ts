@@ -1,6 +1,7 @@
 // Public API.
 
 import type { Backend } from './kernels/backend.js';
+import type { WasmBackend } from './kernels/wasm/backend.js';
 import { createRefBackend } from './kernels/ref/backend.js';
 import { getBackend, useBackend } from './engine/runtime.js';
 
@@ -15,6 +16,7 @@ export { treeLeaves, treeMap, treeUnflatten, treePaths } from './engine/pytree.j
 export type { Tree } from './engine/pytree.js';
 export { primitives } from './engine/primitives.js';
 export type { Backend, DType, TypedArray } from './kernels/backend.js';
+export type { WasmBackend, WasmBackendOptions } from './kernels/wasm/backend.js';
 
 export type BackendName = 'wasm' | 'webgpu' | 'ref' | 'auto';
 
@@ -26,8 +28,15 @@ export interface InitOptions {
    * the tests compare every backend against).
    */
   backend?: BackendName;
-  /** Where 'auto' reports its choice (default console.info); pass () => {} to silence it. */
+  /** Where 'auto' reports its choice (default console.info) and a `threads` fallback is reported (default console.warn); pass () => {} to silence both. */
   log?: (message: string) => void;
+  /**
+   * WASM backend only: threads to run large kernels (matmul, convolutions) on, the calling one
+   * included (default 1). n > 1 starts n - 1 worker threads sharing the backend's memory; results
+   * are bit-identical to 1 thread. Node only: elsewhere it says why and runs on 1 thread.
+   * `(await init({ threads: 2 })).dispose()` stops the workers (optional: they never keep Node alive).
+   */
+  threads?: number;
 }
 
 /**
@@ -35,6 +44,8 @@ export interface InitOptions {
  * reading values back (`await t.data()`) is asynchronous, so the same code runs on all of them.
  * @example await init(); const y = tensor([1, 2, 3]).mul(2);
  */
+export function init(opts?: InitOptions & { backend?: 'wasm' }): Promise<WasmBackend>;
+export function init(opts?: InitOptions): Promise<Backend>;
 export async function init(opts: InitOptions = {}): Promise<Backend> {
   const name = opts.backend ?? 'wasm';
   let b: Backend;
@@ -44,19 +55,33 @@ export async function init(opts: InitOptions = {}): Promise<Backend> {
       b = getBackend('webgpu') ?? (await create('webgpu'));
       log(`metagrad: using WebGPU (${(b as any).description ?? 'adapter'})`);
     } catch (e) {
-      b = getBackend('wasm') ?? (await create('wasm'));
+      b = reusable('wasm', opts) ?? (await create('wasm', opts));
       log(`metagrad: WebGPU unavailable (${e instanceof Error ? e.message : e}); using WASM`);
     }
   } else {
-    b = getBackend(name) ?? (await create(name));
+    b = reusable(name, opts) ?? (await create(name, opts));
   }
   useBackend(b);
   return b;
 }
 
-async function create(name: Exclude<BackendName, 'auto'>): Promise<Backend> {
+/** Thread counts the wasm backends were created with (as requested: a fallback may run fewer). */
+const requestedThreads = new WeakMap<Backend, number>();
+
+/** The initialised backend `name`, unless it is a wasm backend with another thread count. */
+function reusable(name: string, opts: InitOptions): Backend | undefined {
+  const b = getBackend(name);
+  if (b && name === 'wasm' && (requestedThreads.get(b) ?? 1) !== (opts.threads ?? 1)) return undefined;
+  return b;
+}
+
+async function create(name: Exclude<BackendName, 'auto'>, opts: InitOptions = {}): Promise<Backend> {
   if (name === 'ref') return createRefBackend();
-  if (name === 'wasm') return (await import('./kernels/wasm/backend.js')).createWasmBackend();
+  if (name === 'wasm') {
+    const b = await (await import('./kernels/wasm/backend.js')).createWasmBackend({ threads: opts.threads, log: opts.log });
+    requestedThreads.set(b, opts.threads ?? 1);
+    return b;
+  }
   if (name === 'webgpu') return (await import('./kernels/webgpu/backend.js')).createWebGPUBackend();
   throw new Error(`init: unknown backend '${name}' (expected 'wasm', 'webgpu', 'auto' or 'ref')`);
 }

@@ -3,9 +3,10 @@
 // Omniglot-shaped step (32 tasks, 5-way 1-shot, 15 queries, Conv4 with 64 filters), and one
 // Prototypical-networks training episode (60-way 5-shot 5-query, Conv4 with 64 filters). Repetitions
 // alternate between the engines so drift hits both. Run: npm run build && node dist/bench/maml-steps.js
-// [--quick] [--threads N] (PyTorch's thread count; ours is single-threaded) [--filter TEXT] (only
-// workloads whose name contains TEXT, case-insensitive). Results go to
-// bench/results/maml-steps-<N>thread.json (with --filter: maml-steps-<N>thread-<TEXT>.json).
+// [--quick] [--threads N] (PyTorch's thread count) [--ours-threads M] (our WASM backend's, default 1)
+// [--filter TEXT] (only workloads whose name contains TEXT, case-insensitive). Results go to
+// bench/results/maml-steps-<N>thread.json (with --filter: maml-steps-<N>thread-<TEXT>.json; with
+// M > 1, -ours<M>thread before .json).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -21,6 +22,9 @@ import { stats } from './harness.js';
 const quick = process.argv.includes('--quick');
 const threadsArg = process.argv.indexOf('--threads');
 const torchThreads = threadsArg > 0 ? Number(process.argv[threadsArg + 1]) : 1;
+const oursThreadsArg = process.argv.indexOf('--ours-threads');
+const oursThreads = oursThreadsArg > 0 ? Number(process.argv[oursThreadsArg + 1]) : 1;
+if (!Number.isInteger(oursThreads) || oursThreads < 1) throw new Error(`--ours-threads must be a positive integer, got '${process.argv[oursThreadsArg + 1]}'`);
 const REPS = quick ? 3 : 7;
 const filterArg = process.argv.indexOf('--filter');
 const filter = filterArg > 0 ? process.argv[filterArg + 1].toLowerCase() : null;
@@ -95,7 +99,9 @@ function torchPeak(bench: string): number | undefined {
 }
 
 async function main() {
-  await init({ backend: 'wasm' });
+  const ourBackend = await init({ backend: 'wasm', threads: oursThreads });
+  // What the backend runs on (1 where threads are unavailable).
+  const ourThreads = (ourBackend as unknown as { threads?: number }).threads ?? 1;
   const torch = existsSync('/usr/bin/python3') ? new TorchPeer() : null;
   const torchInfo = torch ? await torch.next().catch(() => null) : null;
   const rows: any[] = [];
@@ -125,16 +131,16 @@ async function main() {
     const flat = memory().bytes === before.bytes;
     const o = stats(ours), t = theirs.length ? stats(theirs) : null;
     const peakRssBytes = torchInfo ? torchPeak(w.torch) : undefined;
-    rows.push({ benchmark: w.name, ours: { ...o, threads: 1, peakBytes }, pytorch: t && { ...t, threads: torchThreads, peakRssBytes }, speedup: t ? t.median / o.median : null, memoryFlat: flat });
-    console.log(`${w.name.padEnd(64)} ours ${o.median.toFixed(2)} ms [${o.min.toFixed(2)}-${o.max.toFixed(2)}]` +
+    rows.push({ benchmark: w.name, ours: { ...o, threads: ourThreads, peakBytes }, pytorch: t && { ...t, threads: torchThreads, peakRssBytes }, speedup: t ? t.median / o.median : null, memoryFlat: flat });
+    console.log(`${w.name.padEnd(64)} ours (${ourThreads} thr) ${o.median.toFixed(2)} ms [${o.min.toFixed(2)}-${o.max.toFixed(2)}]` +
       (t ? `   PyTorch (${torchThreads} thr) ${t.median.toFixed(2)} ms [${t.min.toFixed(2)}-${t.max.toFixed(2)}]   PyTorch/ours ${(t.median / o.median).toFixed(2)}x` : '   PyTorch: not installed (apt-get install python3-torch libopenblas0-openmp)') +
       `   peak: ours ${(peakBytes / 2 ** 20).toFixed(1)} MiB live${peakRssBytes === undefined ? '' : `, PyTorch ${(peakRssBytes / 2 ** 20).toFixed(1)} MiB RSS growth`}` +
       (flat ? '' : '   MEMORY NOT FLAT'));
   }
   torch?.close();
-  const out = { date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, torch: torchInfo?.torch ?? null, quick, reps: REPS, rows };
+  const out = { date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, torch: torchInfo?.torch ?? null, quick, reps: REPS, oursThreads: ourThreads, rows };
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(root, 'bench', 'results', `maml-steps-${torchThreads}thread${filter ? '-' + filter.replace(/[^a-z0-9]+/g, '_') : ''}.json`), JSON.stringify(out, null, 1));
+  writeFileSync(join(root, 'bench', 'results', `maml-steps-${torchThreads}thread${filter ? '-' + filter.replace(/[^a-z0-9]+/g, '_') : ''}${ourThreads > 1 ? `-ours${ourThreads}thread` : ''}.json`), JSON.stringify(out, null, 1));
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -2,7 +2,9 @@
 // where tfjs-wasm cannot run the workload) in one process. Prints a table and writes
 // bench/results/latest.json. See bench/README.md for what each row means.
 //
-//   npm run bench [-- --filter <substring>] [--quick] [--tiny] [--backend wasm|webgpu|ref] [--out <file>]
+//   npm run bench [-- --filter <substring>] [--quick] [--tiny] [--backend wasm|webgpu|ref] [--threads N] [--out <file>]
+//
+// --threads N: our WASM backend on N threads (init({ backend: 'wasm', threads: N }); default 1).
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -28,11 +30,12 @@ interface Options {
   quick: boolean;
   tiny: boolean;
   backend: BackendName;
+  threads: number;
   out: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { filter: null, quick: false, tiny: false, backend: 'wasm', out: path.join(ROOT, 'bench/results/latest.json') };
+  const o: Options = { filter: null, quick: false, tiny: false, backend: 'wasm', threads: 1, out: path.join(ROOT, 'bench/results/latest.json') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -46,9 +49,12 @@ function parseArgs(argv: string[]): Options {
       const b = value();
       if (b !== 'wasm' && b !== 'ref' && b !== 'webgpu') throw new Error(`--backend must be wasm, webgpu or ref, got '${b}'`);
       o.backend = b;
+    } else if (a === '--threads') {
+      o.threads = Number(value());
+      if (!Number.isInteger(o.threads) || o.threads < 1) throw new Error(`--threads must be a positive integer, got '${argv[i]}'`);
     } else if (a === '--out') o.out = path.resolve(value());
     else if (a === '--help' || a === '-h') {
-      console.log('npm run bench -- [--filter <substring>] [--quick] [--tiny] [--backend wasm|webgpu|ref] [--out <file>]');
+      console.log('npm run bench -- [--filter <substring>] [--quick] [--tiny] [--backend wasm|webgpu|ref] [--threads N] [--out <file>]');
       process.exit(0);
     } else throw new Error(`unknown option '${a}' (try --help)`);
   }
@@ -237,9 +243,10 @@ async function main(): Promise<void> {
   const loadStart = os.loadavg();
   // Taken now, for the tree that was just built: the tree may change while a long run goes on.
   const started = new Date(), git = gitInfo();
+  if (o.threads > 1 && o.backend !== 'wasm') throw new Error('--threads applies to the wasm backend only');
   let ourBackend: Awaited<ReturnType<typeof init>>;
   try {
-    ourBackend = await init({ backend: o.backend });
+    ourBackend = await init({ backend: o.backend, threads: o.threads });
   } catch (e) {
     // No WebGPU here (no adapter, no Vulkan driver): the report says why instead of leaving a blank.
     const error = e instanceof Error ? e.message : String(e);

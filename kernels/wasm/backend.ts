@@ -7,11 +7,18 @@
 // Memory notes: the module's heap (TLSF, `--runtime minimal`) grows memory on demand, which detaches
 // every ArrayBuffer view, so views are made on demand and never kept. Pointers are read `>>> 0`
 // (they would come back negative above 2 GiB).
+//
+// Threads (opt-in, Node only): createWasmBackend({ threads: n }) instantiates the threaded build of
+// the kernels over a shared memory (maximum 4 GiB) on this thread and in n - 1 worker threads
+// (./threads.ts); large GEMMs and convolutions are then split across them inside the kernel calls,
+// which stay synchronous. A shared memory's buffer is a SharedArrayBuffer that growth replaces
+// without detaching the old one, so the make-views-on-demand rule covers it too. See THREADING.md.
 
 import type { Backend, DType, Kernel, OutputSpec, Storage, TensorInfo, TypedArray } from '../backend.js';
 import { bytesPerElement } from '../backend.js';
 import { broadcastStrides, forEachStrided, sizeOf, stridesOf } from '../strides.js';
-import { wasmBase64 } from './wasm-binary.js';
+import { wasmBase64, wasmThreadsBase64 } from './wasm-binary.js';
+import { nodeThreadsAvailable, startPool, type Pool } from './threads.js';
 
 /** Op codes of the `unary_*` export (order matters: see assembly/elementwise.ts). */
 export const UNARY_OPS = ['neg', 'exp', 'log', 'sqrt', 'tanh', 'sigmoid', 'relu', 'abs', 'sin', 'cos', 'sign'] as const;
@@ -35,15 +42,48 @@ function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-let modulePromise: Promise<WebAssembly.Module> | null = null;
+const modulePromises: [Promise<WebAssembly.Module> | null, Promise<WebAssembly.Module> | null] = [null, null];
 
-/** Compiles the kernels once per process (asynchronously: browsers refuse large sync compiles). */
-function compiledModule(): Promise<WebAssembly.Module> {
-  if (!modulePromise) {
-    modulePromise = WebAssembly.compile(decodeBase64(wasmBase64));
-    modulePromise.catch(() => { modulePromise = null; });
+/**
+ * Compiles the kernels once per process (asynchronously: browsers refuse large sync compiles): the
+ * default build, or the threaded one (shared imported memory).
+ */
+function compiledModule(threaded = false): Promise<WebAssembly.Module> {
+  const i = threaded ? 1 : 0;
+  let p = modulePromises[i];
+  if (!p) {
+    p = WebAssembly.compile(decodeBase64(threaded ? wasmThreadsBase64 : wasmBase64));
+    p.catch(() => { modulePromises[i] = null; });
+    modulePromises[i] = p;
   }
-  return modulePromise;
+  return p;
+}
+
+/** Pages of the threaded build's shared memory: initial (4 MiB), maximum (4 GiB, as compiled). */
+const SHARED_INITIAL_PAGES = 64;
+const SHARED_MAX_PAGES = 65536;
+/** Bytes per job slot, jobs per thread (assembly/parallel.ts JOB_BYTES, JOBS_PER_THREAD). */
+const JOB_BYTES = 384;
+const JOBS_PER_THREAD = 4;
+
+/**
+ * The thread count to use for `requested`: more than 1 only where worker threads can share memory
+ * (Node); elsewhere says why through `log` and returns 1.
+ */
+function resolveThreads(requested: number | undefined, log: (m: string) => void): number {
+  const n = requested ?? 1;
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`wasm backend: threads must be a positive integer, got ${n}`);
+  if (n === 1) return 1;
+  if (nodeThreadsAvailable()) return n;
+  const g = globalThis as { crossOriginIsolated?: boolean; Worker?: unknown };
+  const why = !g.crossOriginIsolated
+    ? 'the page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and ' +
+      'Cross-Origin-Embedder-Policy: require-corp), so SharedArrayBuffer is unavailable'
+    : typeof g.Worker !== 'function'
+      ? 'this environment has no Worker'
+      : 'multi-threaded kernels are implemented for Node (worker_threads) only so far';
+  log(`metagrad: wasm threads: ${n} requested, but ${why}; running on 1 thread`);
+  return 1;
 }
 
 /**
@@ -82,19 +122,69 @@ const pair = (v: unknown, dflt: number): [number, number] => {
 /** The Backend, plus the size of the module's linear memory (for leak checks and benchmarks). */
 export interface WasmBackend extends Backend {
   memoryBytes(): number;
+  /** Threads the kernels run on, the calling one included (1 unless created with `threads`). */
+  readonly threads: number;
+  /**
+   * Stops the worker threads, if any; the backend stays usable, on the calling thread only. (The
+   * workers never keep a Node process alive, so this is optional.)
+   */
+  dispose(): Promise<void>;
+  /**
+   * Diagnostics for tests and benchmarks: kernel calls split across threads so far, and how many of
+   * their jobs worker threads (rather than the calling one) ran.
+   */
+  parallelStats(): { calls: number; workerJobs: number };
 }
 
-export async function createWasmBackend(): Promise<WasmBackend> {
-  const module = await compiledModule();
-  const instance = await WebAssembly.instantiate(module, {
-    env: {
-      abort(msg: number, file: number, line: number, col: number) {
-        throw new Error(`wasm kernel abort: ${readString(msg)} at ${readString(file)}:${line}:${col}`);
-      },
+export interface WasmBackendOptions {
+  /**
+   * Threads to run large kernels on, the calling one included (default 1). n > 1 starts n - 1
+   * worker threads over a shared memory (Node only: elsewhere it logs why and uses 1).
+   */
+  threads?: number;
+  /** Where a fallback to 1 thread is reported (default console.warn). */
+  log?: (message: string) => void;
+}
+
+export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
+  let threads = resolveThreads(opts.threads, opts.log ?? ((m) => console.warn(m)));
+  let pool: Pool | null = null;
+  const env: Record<string, WebAssembly.ImportValue> = {
+    abort(msg: number, file: number, line: number, col: number) {
+      throw new Error(`wasm kernel abort: ${readString(msg)} at ${readString(file)}:${line}:${col}`);
     },
-  });
+  };
+  let instance: WebAssembly.Instance;
+  let module: WebAssembly.Module;
+  if (threads > 1) {
+    module = await compiledModule(true);
+    env.memory = new WebAssembly.Memory({ initial: SHARED_INITIAL_PAGES, maximum: SHARED_MAX_PAGES, shared: true });
+    // Only called from kernels once setThreads(n > 1) below has run, i.e. with the pool started.
+    env.parallelFor = (n: number) => pool!.run(n);
+    instance = await WebAssembly.instantiate(module, { env });
+  } else {
+    module = await compiledModule();
+    instance = await WebAssembly.instantiate(module, { env });
+  }
   const ex = instance.exports as unknown as Exports;
   const memory = ex.memory;
+  let threadStates: number[] = [];
+  let jobSlots = 0;
+  let statsBefore = { calls: 0, workerJobs: 0 };
+  if (threads > 1) {
+    // Everything a worker instance needs is allocated here, by the main instance: workers never
+    // touch the allocator.
+    threadStates = Array.from({ length: threads - 1 }, () => ex.allocThreadState() >>> 0);
+    jobSlots = ex.alloc((threads * JOBS_PER_THREAD + 16) * JOB_BYTES) >>> 0;
+    try {
+      pool = await startPool(module, memory, threadStates, jobSlots, (slot) => { ex.runSlot(slot); });
+    } catch (e) {
+      threadStates.forEach((p) => ex.free(p));
+      ex.free(jobSlots);
+      throw e;
+    }
+    ex.setThreads(threads, jobSlots);
+  }
 
   function readString(ptr: number): string {
     ptr >>>= 0;
@@ -438,5 +528,22 @@ export async function createWasmBackend(): Promise<WasmBackend> {
     read: async (s) => view(asStorage(s)).slice(),
     bytesInUse: () => bytesLive,
     memoryBytes: () => memory.buffer.byteLength,
+    get threads() { return threads; },
+    parallelStats: () => ({
+      calls: statsBefore.calls + (pool ? pool.calls : 0),
+      workerJobs: statsBefore.workerJobs + (pool ? pool.workerJobs : 0),
+    }),
+    async dispose() {
+      if (!pool) return;
+      const p = pool;
+      statsBefore = { calls: statsBefore.calls + p.calls, workerJobs: statsBefore.workerJobs + p.workerJobs };
+      pool = null;
+      ex.setThreads(1, 0);
+      threads = 1;
+      await p.dispose();
+      threadStates.forEach((s) => ex.free(s));
+      ex.free(jobSlots);
+      threadStates = [];
+    },
   };
 }

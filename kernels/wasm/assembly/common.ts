@@ -26,9 +26,15 @@
   return load<i32>(p + (<usize>i << 2));
 }
 
-// Index counters for the N-d loops (single-threaded, so one static block is enough).
+// Index counters for the N-d loops. One static block per instance: the main instance uses this one;
+// in the threaded build, every worker instance shares the memory, so each is given its own block
+// (useThreadState in index.ts) before it runs anything.
 export const MAX_RANK = 32;
-export const IDX: usize = memory.data(MAX_RANK * 4);
+export let IDX: usize = memory.data(MAX_RANK * 4);
+
+export function setIdx(p: usize): void {
+  IDX = p;
+}
 
 /** Zeroes the first `rank` counters of IDX. */
 export function resetIdx(rank: i32): void {

@@ -15,7 +15,8 @@
 // channels use Winograd F(2x2, 3x3) (see winogradConv2d).
 
 import { at, copyElems, lanes } from './common';
-import { BV_CONV, BV_CONV_T, gemm, setVirtualB } from './matmul';
+import { BV_CONV, BV_CONV_T, gemm, gemmSerial, setVirtualB } from './matmul';
+import { J_DIRECT, J_WINO, jobsFor, partLo, runJobs, setArg, ways } from './parallel';
 
 const GROUP_BUDGET: usize = 16 << 20; // bytes of per-group temporaries (padded input, output rows)
 const COL_BUDGET: usize = 4 << 20; // bytes of the explicit col matrix of conv2dGradInput
@@ -168,19 +169,61 @@ function padImage<T>(x: usize, xp: usize, C: i32, H: i32, W: i32, Hp: i32, Wp: i
   }
 }
 
-function directConv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32, KW: i32,
-  OH: i32, OW: i32, sh: i32, ph: i32, pw: i32, dh: i32, dw: i32): void {
+// Threaded build: direct calls with at least this many multiply-adds are split, the forward pass
+// over images, the filter gradient over output channels (each thread then pads every image into
+// its own buffer; C is small on this path).
+const DIRECT_PAR_MIN: f64 = <f64>(1 << 18);
+
+/**
+ * Runs a direct convolution (forward, or filter gradient when `grad`): inline, or split across the
+ * threads with one zeroed padded-image buffer xp and a 16-byte spill slot per thread.
+ */
+function directConv<T>(grad: bool, x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32,
+  KW: i32, OH: i32, OW: i32, sh: i32, ph: i32, pw: i32, dh: i32, dw: i32): void {
   const L = <i32>lanes<T>();
   const CKK = C * KH * KW;
   const Hp = H + 2 * ph, Wp = W + 2 * pw + L;
-  const xpSize = <usize>C * <usize>Hp * <usize>Wp;
-  const xp = heap.alloc(xpSize * sizeof<T>());
-  memory.fill(xp, 0, xpSize * sizeof<T>());
+  const xpBytes = ((<usize>C * <usize>Hp * <usize>Wp * sizeof<T>() + 15) & ~15) + 16;
+  const count = grad ? O : N;
+  const parts = max(1, jobsFor(ways(<f64>N * <f64>O * <f64>OH * <f64>OW * <f64>CKK, DIRECT_PAR_MIN), count));
+  const bufs = heap.alloc(<usize>parts * xpBytes);
+  memory.fill(bufs, 0, <usize>parts * xpBytes);
   const tap = directTaps(C, KH, KW, Hp, Wp, dh, dw);
-  const spill = heap.alloc(16);
+  if (grad) memory.fill(y, 0, <usize>O * <usize>CKK * sizeof<T>());
+  if (parts > 1) {
+    for (let t = 0; t < parts; t++) {
+      setArg(t, 0, J_DIRECT); setArg(t, 1, sizeof<T>()); setArg(t, 2, grad ? 1 : 0);
+      setArg(t, 3, partLo(count, parts, t)); setArg(t, 4, partLo(count, parts, t + 1));
+      setArg(t, 5, x); setArg(t, 6, w); setArg(t, 7, y); setArg(t, 8, N); setArg(t, 9, C); setArg(t, 10, H);
+      setArg(t, 11, W); setArg(t, 12, O); setArg(t, 13, KH); setArg(t, 14, KW); setArg(t, 15, OH); setArg(t, 16, OW);
+      setArg(t, 17, sh); setArg(t, 18, ph); setArg(t, 19, pw); setArg(t, 20, tap); setArg(t, 21, bufs + <usize>t * xpBytes);
+      setArg(t, 22, xpBytes - 16);
+    }
+    runJobs(parts);
+  } else {
+    directRange<T>(grad, 0, count, x, w, y, N, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, tap, bufs, xpBytes - 16);
+  }
+  heap.free(bufs);
+  heap.free(tap);
+}
+
+/** One part of directConv: images [lo, hi) (forward) or output channels [lo, hi) (gradient). */
+export function directRange<T>(grad: bool, lo: i32, hi: i32, x: usize, w: usize, y: usize, N: i32, C: i32, H: i32,
+  W: i32, O: i32, KH: i32, KW: i32, OH: i32, OW: i32, sh: i32, ph: i32, pw: i32, tap: usize, xp: usize,
+  spillAt: usize): void {
+  if (grad) directConv2dGradFilter<T>(x, w, y, N, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, lo, hi, tap, xp, xp + spillAt);
+  else directConv2d<T>(x, w, y, lo, hi, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, tap, xp, xp + spillAt);
+}
+
+/** Images [n0, n1) of the direct forward convolution (xp: this thread's zeroed padded buffer). */
+function directConv2d<T>(x: usize, w: usize, y: usize, n0: i32, n1: i32, C: i32, H: i32, W: i32, O: i32, KH: i32,
+  KW: i32, OH: i32, OW: i32, sh: i32, ph: i32, pw: i32, tap: usize, xp: usize, spill: usize): void {
+  const L = <i32>lanes<T>();
+  const CKK = C * KH * KW;
+  const Hp = H + 2 * ph, Wp = W + 2 * pw + L;
   const xImg = <usize>C * <usize>H * <usize>W;
-  let out = y;
-  for (let n = 0; n < N; n++) {
+  let out = at<T>(y, <usize>n0 * <usize>O * <usize>OH * <usize>OW);
+  for (let n = n0; n < n1; n++) {
     padImage<T>(at<T>(x, <usize>n * xImg), xp, C, H, W, Hp, Wp, ph, pw);
     for (let o = 0; o < O; o++) {
       const wo = at<T>(w, <usize>o * <usize>CKK);
@@ -220,9 +263,6 @@ function directConv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W
       }
     }
   }
-  heap.free(xp);
-  heap.free(tap);
-  heap.free(spill);
 }
 
 /**
@@ -231,16 +271,11 @@ function directConv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W
  * end add nothing even where x holds an infinity or NaN.
  */
 function directConv2dGradFilter<T>(x: usize, dy: usize, dw_: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32,
-  KW: i32, OH: i32, OW: i32, sh: i32, ph: i32, pw: i32, dh: i32, dw: i32): void {
+  KW: i32, OH: i32, OW: i32, sh: i32, ph: i32, pw: i32, o0: i32, o1: i32, tap: usize, xp: usize, spill: usize): void {
+  // Output channels [o0, o1) of dw_ (zeroed by the caller); xp: this thread's zeroed padded buffer.
   const L = <i32>lanes<T>();
   const CKK = C * KH * KW;
   const Hp = H + 2 * ph, Wp = W + 2 * pw + L;
-  const xpSize = <usize>C * <usize>Hp * <usize>Wp;
-  const xp = heap.alloc(xpSize * sizeof<T>());
-  memory.fill(xp, 0, xpSize * sizeof<T>());
-  const tap = directTaps(C, KH, KW, Hp, Wp, dh, dw);
-  const spill = heap.alloc(16);
-  memory.fill(dw_, 0, <usize>O * <usize>CKK * sizeof<T>());
   const xImg = <usize>C * <usize>H * <usize>W, P = <usize>OH * <usize>OW;
   const full = OW / L * L, tail = OW - full;
   // Lanes [0, tail) set: keeps the products of the zero-extended last vector of a row.
@@ -252,7 +287,7 @@ function directConv2dGradFilter<T>(x: usize, dy: usize, dw_: usize, N: i32, C: i
   }
   for (let n = 0; n < N; n++) {
     padImage<T>(at<T>(x, <usize>n * xImg), xp, C, H, W, Hp, Wp, ph, pw);
-    for (let o = 0; o < O; o++) {
+    for (let o = o0; o < o1; o++) {
       const g = at<T>(dy, (<usize>n * <usize>O + <usize>o) * P);
       const wo = at<T>(dw_, <usize>o * <usize>CKK);
       for (let t0 = 0; t0 < CKK; t0 += 4) {
@@ -290,9 +325,6 @@ function directConv2dGradFilter<T>(x: usize, dy: usize, dw_: usize, N: i32, C: i
       }
     }
   }
-  heap.free(xp);
-  heap.free(tap);
-  heap.free(spill);
 }
 
 /** *p += the sum of the lanes of v. */
@@ -352,7 +384,12 @@ function winogradFilters(w: usize, U: usize, O: i32, C: i32): void {
   }
 }
 
-const WT: usize = memory.data(16 * 16, 16); // B^T d of one 4-tile group, [r][k] vectors
+// B^T d of one 4-tile group, [r][k] vectors. Per instance: worker instances get their own (setWT).
+let WT: usize = memory.data(16 * 16, 16);
+
+export function setWT(p: usize): void {
+  WT = p;
+}
 
 /** Columns k = 0..3 of patch row r for 4 tiles whose patches start at p, p+2, p+4, p+6. */
 // @ts-ignore: decorator
@@ -387,12 +424,105 @@ const WT: usize = memory.data(16 * 16, 16); // B^T d of one 4-tile group, [r][k]
   }
 }
 
-function winogradConv2d(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W: i32, O: i32, OH: i32, OW: i32,
-  ph: i32, pw: i32): void {
-  const TH = (OH + 1) >> 1, TW = (OW + 1) >> 1, TWq = (TW + 3) & ~3;
+// Geometry of a Winograd call, shared by its phases: TH x TW tiles per image (TWq: TW rounded up
+// to 4-tile groups), padded image planes Hp x Wp, V/M rows of ldv elements.
+// @ts-ignore: decorator
+@inline function winoTW(OW: i32): i32 { return (OW + 1) >> 1; }
+// @ts-ignore: decorator
+@inline function winoTWq(OW: i32): i32 { return (winoTW(OW) + 3) & ~3; }
+
+/** Phase 1, channels [c0, c1) of gn images from x: pad each into xp, transform into V. */
+function winogradInput(x: usize, xp: usize, V: usize, ldv: usize, gn: i32, c0: i32, c1: i32, C: i32, H: i32, W: i32,
+  OH: i32, OW: i32, ph: i32, pw: i32): void {
+  const TH = (OH + 1) >> 1, TW = winoTW(OW), TWq = winoTWq(OW);
   const tilesImg = <usize>TH * <usize>TW;
   // Padded image: the patch of tile (ti, tj) starts at (2 ti, 2 tj); 4-tile groups read 8 columns
   // past their start, up to column 2 TWq + 1.
+  const Hp = 2 * TH + 2, Wp = 2 * TWq + 4;
+  const plane = <usize>Hp * <usize>Wp;
+  const vStride = (<usize>C * ldv) << 2; // bytes between V_e and V_{e+1}
+  const xImg = <usize>C * <usize>H * <usize>W;
+  for (let img = 0; img < gn; img++) {
+    padImage<f32>(x + ((<usize>img * xImg + <usize>c0 * <usize>H * <usize>W) << 2), xp + ((<usize>c0 * plane) << 2),
+      c1 - c0, H, W, Hp, Wp, ph, pw);
+    for (let c = c0; c < c1; c++) {
+      const xc = xp + ((<usize>c * plane) << 2);
+      for (let ti = 0; ti < TH; ti++) {
+        const vrow = V + (((<usize>c * ldv) + <usize>img * tilesImg + <usize>ti * <usize>TW) << 2);
+        const prow = xc + ((<usize>(2 * ti) * <usize>Wp) << 2);
+        for (let tj = 0; tj < TW; tj += 4) {
+          inputTransform4(prow + (<usize>(2 * tj) << 2), <usize>Wp, vrow + (<usize>tj << 2), vStride);
+        }
+      }
+    }
+  }
+}
+
+/** Phase 2, positions [e0, e1): M_e [O, Tn] = U_e [O, C] . V_e [C, Tn] on this thread. */
+function winogradGemms(U: usize, V: usize, M: usize, ldv: usize, O: i32, C: i32, Tn: i32, e0: i32, e1: i32): void {
+  const vStride = (<usize>C * ldv) << 2, mStride = (<usize>O * ldv) << 2;
+  for (let e = e0; e < e1; e++) {
+    gemmSerial<f32>(O, Tn, C, U + ((<usize>e * <usize>O * <usize>C) << 2), <usize>C, 1,
+      V + <usize>e * vStride, ldv, 1, M + <usize>e * mStride, ldv, false);
+  }
+}
+
+/** Phase 3, output channels [o0, o1) of gn images into y: Y = A^T m A per tile, through rowBuf. */
+function winogradOutput(M: usize, y: usize, rowBuf: usize, ldv: usize, gn: i32, o0: i32, o1: i32, O: i32, OH: i32,
+  OW: i32): void {
+  const TH = (OH + 1) >> 1, TW = winoTW(OW), TWq = winoTWq(OW);
+  const tilesImg = <usize>TH * <usize>TW;
+  const rowLen = <usize>(2 * TWq + 8); // output rows 2 ti and 2 ti + 1 before their copy into y
+  const mStride = (<usize>O * ldv) << 2;
+  const yImg = <usize>O * <usize>OH * <usize>OW;
+  // Output transform: 4 tiles at a time.
+  for (let img = 0; img < gn; img++) {
+    for (let o = o0; o < o1; o++) {
+      const yo = y + ((<usize>img * yImg + <usize>o * <usize>OH * <usize>OW) << 2);
+      for (let ti = 0; ti < TH; ti++) {
+        const mrow = M + (((<usize>o * ldv) + <usize>img * tilesImg + <usize>ti * <usize>TW) << 2);
+        for (let tj = 0; tj < TW; tj += 4) {
+          const q = mrow + (<usize>tj << 2);
+          // t0[k] = m0k + m1k + m2k, t1[k] = m1k - m2k - m3k
+          let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+          for (let k = 0; k < 4; k++) {
+            const m0 = v128.load(q + <usize>k * mStride), m1 = v128.load(q + <usize>(4 + k) * mStride);
+            const m2 = v128.load(q + <usize>(8 + k) * mStride), m3 = v128.load(q + <usize>(12 + k) * mStride);
+            const t0 = f32x4.add(f32x4.add(m0, m1), m2), t1 = f32x4.sub(f32x4.sub(m1, m2), m3);
+            if (k == 0) { a0 = t0; b0 = t1; } else if (k == 1) { a1 = t0; b1 = t1; } else if (k == 2) { a2 = t0; b2 = t1; } else { a3 = t0; b3 = t1; }
+          }
+          const y00 = f32x4.add(f32x4.add(a0, a1), a2), y01 = f32x4.sub(f32x4.sub(a1, a2), a3);
+          const y10 = f32x4.add(f32x4.add(b0, b1), b2), y11 = f32x4.sub(f32x4.sub(b1, b2), b3);
+          const rb = rowBuf + (<usize>(2 * tj) << 2);
+          v128.store(rb, i32x4.shuffle(y00, y01, 0, 4, 1, 5));
+          v128.store(rb, i32x4.shuffle(y00, y01, 2, 6, 3, 7), 16);
+          v128.store(rb + (rowLen << 2), i32x4.shuffle(y10, y11, 0, 4, 1, 5));
+          v128.store(rb + (rowLen << 2), i32x4.shuffle(y10, y11, 2, 6, 3, 7), 16);
+        }
+        const i0 = 2 * ti;
+        copyElems<f32>(yo + ((<usize>i0 * <usize>OW) << 2), rowBuf, <usize>OW);
+        if (i0 + 1 < OH) copyElems<f32>(yo + ((<usize>(i0 + 1) * <usize>OW) << 2), rowBuf + (rowLen << 2), <usize>OW);
+      }
+    }
+  }
+}
+
+// Threaded build: Winograd calls with at least this many multiply-adds in their GEMMs are split
+// (each phase across the threads: channels, transformed positions e, output channels).
+const WINO_PAR_MIN: f64 = <f64>(1 << 19);
+
+/** Runs one phase over [lo, hi) (a job of a split call, or the whole phase inline). */
+export function winogradPhase(phase: i32, lo: i32, hi: i32, x: usize, xp: usize, V: usize, M: usize, U: usize,
+  y: usize, rowBuf: usize, ldv: usize, gn: i32, C: i32, H: i32, W: i32, O: i32, OH: i32, OW: i32, ph: i32, pw: i32): void {
+  if (phase == 0) winogradInput(x, xp, V, ldv, gn, lo, hi, C, H, W, OH, OW, ph, pw);
+  else if (phase == 1) winogradGemms(U, V, M, ldv, O, C, gn * ((OH + 1) >> 1) * winoTW(OW), lo, hi);
+  else winogradOutput(M, y, rowBuf, ldv, gn, lo, hi, O, OH, OW);
+}
+
+function winogradConv2d(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W: i32, O: i32, OH: i32, OW: i32,
+  ph: i32, pw: i32): void {
+  const TH = (OH + 1) >> 1, TW = winoTW(OW), TWq = winoTWq(OW);
+  const tilesImg = <usize>TH * <usize>TW;
   const Hp = 2 * TH + 2, Wp = 2 * TWq + 4;
   const plane = <usize>Hp * <usize>Wp;
   const xp = heap.alloc(<usize>C * plane << 2);
@@ -404,59 +534,29 @@ function winogradConv2d(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W:
   const M = heap.alloc((16 * <usize>O * ldv + 4) << 2);
   const U = heap.alloc((16 * <usize>O * <usize>C) << 2);
   winogradFilters(w, U, O, C);
-  const rowLen = <usize>(2 * TWq + 8); // output rows 2 ti and 2 ti + 1 before their copy into y
-  const rowBuf = heap.alloc(rowLen << 3);
-  const vStride = (<usize>C * ldv) << 2; // bytes between V_e and V_{e+1}
-  const mStride = (<usize>O * ldv) << 2;
+  const rowLen = <usize>(2 * TWq + 8);
+  const threads = ways(16 * <f64>T * <f64>O * <f64>C, WINO_PAR_MIN);
+  // One output row buffer per job (worker jobs must not allocate).
+  const rowBuf = heap.alloc(<usize>max(1, jobsFor(threads, O)) * (rowLen << 3));
   const xImg = <usize>C * <usize>H * <usize>W, yImg = <usize>O * <usize>OH * <usize>OW;
   for (let n0 = 0; n0 < N; n0 += g) {
     const gn = min(g, N - n0);
-    const Tn = <usize>gn * tilesImg;
-    for (let img = 0; img < gn; img++) {
-      padImage<f32>(x + ((<usize>(n0 + img) * xImg) << 2), xp, C, H, W, Hp, Wp, ph, pw);
-      for (let c = 0; c < C; c++) {
-        const xc = xp + ((<usize>c * plane) << 2);
-        for (let ti = 0; ti < TH; ti++) {
-          const vrow = V + (((<usize>c * ldv) + <usize>img * tilesImg + <usize>ti * <usize>TW) << 2);
-          const prow = xc + ((<usize>(2 * ti) * <usize>Wp) << 2);
-          for (let tj = 0; tj < TW; tj += 4) {
-            inputTransform4(prow + (<usize>(2 * tj) << 2), <usize>Wp, vrow + (<usize>tj << 2), vStride);
-          }
+    const xg = x + ((<usize>n0 * xImg) << 2), yg = y + ((<usize>n0 * yImg) << 2);
+    for (let phase = 0; phase < 3; phase++) {
+      const count = phase == 0 ? C : phase == 1 ? 16 : O;
+      // The 16 GEMMs are 16 jobs (each packs only its own operands).
+      const parts = threads <= 1 ? 1 : phase == 1 ? 16 : jobsFor(threads, count);
+      if (parts > 1) {
+        for (let t = 0; t < parts; t++) {
+          setArg(t, 0, J_WINO); setArg(t, 1, phase); setArg(t, 2, partLo(count, parts, t)); setArg(t, 3, partLo(count, parts, t + 1));
+          setArg(t, 4, xg); setArg(t, 5, xp); setArg(t, 6, V); setArg(t, 7, M); setArg(t, 8, U); setArg(t, 9, yg);
+          setArg(t, 10, rowBuf + <usize>t * (rowLen << 3)); setArg(t, 11, ldv); setArg(t, 12, gn); setArg(t, 13, C);
+          setArg(t, 14, H); setArg(t, 15, W); setArg(t, 16, O); setArg(t, 17, OH); setArg(t, 18, OW); setArg(t, 19, ph);
+          setArg(t, 20, pw);
         }
-      }
-    }
-    for (let e = 0; e < 16; e++) {
-      gemm<f32>(O, <i32>Tn, C, U + ((<usize>e * <usize>O * <usize>C) << 2), <usize>C, 1,
-        V + <usize>e * vStride, ldv, 1, M + <usize>e * mStride, ldv, false);
-    }
-    // Output transform: Y = A^T m A per tile, 4 tiles at a time, through a row buffer.
-    for (let img = 0; img < gn; img++) {
-      for (let o = 0; o < O; o++) {
-        const yo = y + ((<usize>(n0 + img) * yImg + <usize>o * <usize>OH * <usize>OW) << 2);
-        for (let ti = 0; ti < TH; ti++) {
-          const mrow = M + (((<usize>o * ldv) + <usize>img * tilesImg + <usize>ti * <usize>TW) << 2);
-          for (let tj = 0; tj < TW; tj += 4) {
-            const q = mrow + (<usize>tj << 2);
-            // t0[k] = m0k + m1k + m2k, t1[k] = m1k - m2k - m3k
-            let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            for (let k = 0; k < 4; k++) {
-              const m0 = v128.load(q + <usize>k * mStride), m1 = v128.load(q + <usize>(4 + k) * mStride);
-              const m2 = v128.load(q + <usize>(8 + k) * mStride), m3 = v128.load(q + <usize>(12 + k) * mStride);
-              const t0 = f32x4.add(f32x4.add(m0, m1), m2), t1 = f32x4.sub(f32x4.sub(m1, m2), m3);
-              if (k == 0) { a0 = t0; b0 = t1; } else if (k == 1) { a1 = t0; b1 = t1; } else if (k == 2) { a2 = t0; b2 = t1; } else { a3 = t0; b3 = t1; }
-            }
-            const y00 = f32x4.add(f32x4.add(a0, a1), a2), y01 = f32x4.sub(f32x4.sub(a1, a2), a3);
-            const y10 = f32x4.add(f32x4.add(b0, b1), b2), y11 = f32x4.sub(f32x4.sub(b1, b2), b3);
-            const rb = rowBuf + (<usize>(2 * tj) << 2);
-            v128.store(rb, i32x4.shuffle(y00, y01, 0, 4, 1, 5));
-            v128.store(rb, i32x4.shuffle(y00, y01, 2, 6, 3, 7), 16);
-            v128.store(rb + (rowLen << 2), i32x4.shuffle(y10, y11, 0, 4, 1, 5));
-            v128.store(rb + (rowLen << 2), i32x4.shuffle(y10, y11, 2, 6, 3, 7), 16);
-          }
-          const i0 = 2 * ti;
-          copyElems<f32>(yo + ((<usize>i0 * <usize>OW) << 2), rowBuf, <usize>OW);
-          if (i0 + 1 < OH) copyElems<f32>(yo + ((<usize>(i0 + 1) * <usize>OW) << 2), rowBuf + (rowLen << 2), <usize>OW);
-        }
+        runJobs(parts);
+      } else {
+        winogradPhase(phase, 0, count, xg, xp, V, M, U, yg, rowBuf, ldv, gn, C, H, W, O, OH, OW, ph, pw);
       }
     }
   }
@@ -477,7 +577,7 @@ export function conv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, 
     return;
   }
   if (sw == 1 && CKK <= DIRECT_CKK) {
-    directConv2d<T>(x, w, y, N, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, dh, dw);
+    directConv<T>(false, x, w, y, N, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, dh, dw);
     return;
   }
   if (winogradApplies<T>(C, O, KH, KW, OH, OW, sh, sw, dh, dw)) {
@@ -568,7 +668,7 @@ export function conv2dGradFilter<T>(x: usize, dy: usize, dw_: usize, N: i32, C: 
     return;
   }
   if (sw == 1 && CKK <= DIRECT_CKK) {
-    directConv2dGradFilter<T>(x, dy, dw_, N, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, dh, dw);
+    directConv<T>(true, x, dy, dw_, N, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, dh, dw);
     return;
   }
   const padded = ph > 0 || pw > 0;

@@ -4,6 +4,12 @@
 // (Mathf for f32, Math for f64).
 
 import { IDX, arg, at, lanes, resetIdx } from './common';
+import { JOB_SHAPE, J_BINARY, J_UNARY, jobsFor, partLo, runJobs, setArg, slot, ways } from './parallel';
+
+// Threaded build: elementwise calls over at least this many elements are split into contiguous
+// ranges (of the outermost collapsed dimension), fewer for the scalar transcendental ops.
+const EW_PAR_MIN: f64 = <f64>(1 << 15);
+const EW_PAR_MIN_SCALAR: f64 = <f64>(1 << 12);
 
 // Unary op codes (must match UNARY_OPS in ../backend.ts).
 const NEG = 0, EXP = 1, LOG = 2, SQRT = 3, TANH = 4, SIGMOID = 5, RELU = 6, ABS = 7, SIN = 8, COS = 9, SIGN = 10;
@@ -88,6 +94,24 @@ function uSign<T>(x: usize, y: usize, n: usize): void { unaryLoop<T>(SIGN, x, y,
 
 /** y[i] = f(x[i]) for i < n. */
 export function unary<T>(op: i32, x: usize, y: usize, n: usize): void {
+  const threads = ways(<f64>n, unaryHasVec(op) ? EW_PAR_MIN : EW_PAR_MIN_SCALAR);
+  // Ranges cut at 64-byte boundaries of y.
+  const unit: usize = 64 / sizeof<T>();
+  const units = <i32>((n + unit - 1) / unit);
+  const parts = jobsFor(threads, units);
+  if (parts > 1) {
+    for (let t = 0; t < parts; t++) {
+      const i0 = min(n, <usize>partLo(units, parts, t) * unit), i1 = min(n, <usize>partLo(units, parts, t + 1) * unit);
+      setArg(t, 0, J_UNARY); setArg(t, 1, sizeof<T>()); setArg(t, 2, op);
+      setArg(t, 3, at<T>(x, i0)); setArg(t, 4, at<T>(y, i0)); setArg(t, 5, i1 - i0);
+    }
+    runJobs(parts);
+    return;
+  }
+  unarySerial<T>(op, x, y, n);
+}
+
+export function unarySerial<T>(op: i32, x: usize, y: usize, n: usize): void {
   switch (op) {
     case NEG: uNeg<T>(x, y, n); break;
     case EXP: uExp<T>(x, y, n); break;
@@ -208,6 +232,54 @@ function binRow<T>(op: i32, a: usize, sa: usize, b: usize, sb: usize, y: usize, 
  * (0 on broadcast dimensions). y is contiguous. rank >= 1.
  */
 export function binary<T>(op: i32, rank: i32, shapeP: usize, saP: usize, sbP: usize, a: usize, b: usize, y: usize): void {
+  const parts = splitOuter(rank, shapeP, op == POW ? EW_PAR_MIN_SCALAR : EW_PAR_MIN);
+  if (parts > 1) {
+    for (let t = 0; t < parts; t++) {
+      const d0 = outerLo(rank, shapeP, parts, t);
+      setArg(t, 0, J_BINARY); setArg(t, 1, sizeof<T>()); setArg(t, 2, op); setArg(t, 3, rank);
+      setArg(t, 4, saP); setArg(t, 5, sbP); setArg(t, 6, at<T>(a, d0 * <usize>arg(saP, 0)));
+      setArg(t, 7, at<T>(b, d0 * <usize>arg(sbP, 0))); setArg(t, 8, at<T>(y, d0 * innerSize(rank, shapeP)));
+    }
+    runJobs(parts);
+    return;
+  }
+  binarySerial<T>(op, rank, shapeP, saP, sbP, a, b, y);
+}
+
+/** Ways to split an elementwise call over `shape` (1: inline) along its outermost dimension. */
+function splitOuter(rank: i32, shapeP: usize, minWork: f64): i32 {
+  let total: f64 = 1;
+  for (let d = 0; d < rank; d++) total *= <f64>arg(shapeP, d);
+  const threads = ways(total, minWork);
+  if (threads <= 1) return 1;
+  const units = rank == 1 ? (arg(shapeP, 0) + 15) >> 4 : arg(shapeP, 0);
+  const parts = jobsFor(threads, units);
+  if (parts <= 1) return 1;
+  // Each part gets its own copy of the shape with the outermost extent cut to its range.
+  for (let t = 0; t < parts; t++) {
+    const sh = slot(t) + JOB_SHAPE;
+    memory.copy(sh, shapeP, <usize>rank << 2);
+    const lo = outerLo(rank, shapeP, parts, t), hi = outerLo(rank, shapeP, parts, t + 1);
+    store<i32>(sh, <i32>(hi - lo));
+  }
+  return parts;
+}
+
+/** First outermost index of part t (rank 1: cut at multiples of 16 elements). */
+function outerLo(rank: i32, shapeP: usize, parts: i32, t: i32): usize {
+  const n = arg(shapeP, 0);
+  if (rank == 1) return <usize>min(n, partLo((n + 15) >> 4, parts, t) << 4);
+  return <usize>partLo(n, parts, t);
+}
+
+/** Elements per outermost index of a contiguous output. */
+function innerSize(rank: i32, shapeP: usize): usize {
+  let m: usize = 1;
+  for (let d = 1; d < rank; d++) m *= <usize>arg(shapeP, d);
+  return m;
+}
+
+export function binarySerial<T>(op: i32, rank: i32, shapeP: usize, saP: usize, sbP: usize, a: usize, b: usize, y: usize): void {
   const last = rank - 1;
   const n = <usize>arg(shapeP, last);
   const ia = <usize>arg(saP, last), ib = <usize>arg(sbP, last);

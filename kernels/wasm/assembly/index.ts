@@ -2,10 +2,14 @@
 // Built with `--runtime minimal`: heap.alloc/heap.free are a real TLSF allocator (16-byte
 // aligned, grows memory as needed); nothing here allocates managed objects, so the GC never runs.
 
-import { unary, binary, where, castF32F64, castF64F32 } from './elementwise';
-import { reduce } from './reduce';
-import { gemm, matmulBatched } from './matmul';
-import { conv2d, conv2dGradInput, conv2dGradFilter } from './conv';
+import { unary, unarySerial, binary, binarySerial, where, castF32F64, castF64F32 } from './elementwise';
+import { reduce, reduceInto } from './reduce';
+import { gemm, gemmSerial, matmulBatched, matmulRange, setVirtualB, setPackBuffers, PACK_BYTES } from './matmul';
+import { conv2d, conv2dGradInput, conv2dGradFilter, directRange, setWT, winogradPhase } from './conv';
+import { setIdx } from './common';
+import { JOB_SHAPE, JOB_STRIDES, J_BINARY, J_DIRECT, J_GEMM, J_MATMUL, J_REDUCE, J_UNARY, J_WINO, jobArg, slot } from './parallel';
+
+export { setThreads } from './parallel';
 import { maxPool2d, maxPool2dGrad, maxPool2dSelect, avgPool2d, avgPool2dGrad } from './pool';
 import { copyStrided, gather, scatterAdd } from './copy';
 
@@ -21,6 +25,75 @@ export function allocZeroed(bytes: usize): usize {
 
 export function free(ptr: usize): void {
   heap.free(ptr);
+}
+
+// ---- threads (threaded build; see parallel.ts) ------------------------------------------------
+
+// Per-instance state of a worker: index counters (128 B), the Winograd scratch (256 B), pack buffers.
+const STATE_BYTES: usize = 384 + PACK_BYTES;
+
+/** Main instance: allocates the state block of one worker instance. */
+export function allocThreadState(): usize {
+  return heap.alloc(STATE_BYTES);
+}
+
+/** Worker instance: takes its state block (allocated by the main instance) before any job. */
+export function useThreadState(p: usize): void {
+  setIdx(p);
+  setWT(p + 128);
+  setPackBuffers(p + 384);
+}
+
+/** Runs job slot t on this instance (the main thread runs slot 0, worker t slot t). */
+export function runSlot(t: i32): void {
+  const s = slot(t);
+  const kind = load<i32>(s);
+  const dbl = jobArg(s, 1) == 8;
+  if (kind == J_GEMM) {
+    const M = <i32>jobArg(s, 2), N = <i32>jobArg(s, 3), K = <i32>jobArg(s, 4);
+    const A = jobArg(s, 5), rsA = jobArg(s, 6), csA = jobArg(s, 7), B = jobArg(s, 8), rsB = jobArg(s, 9), csB = jobArg(s, 10);
+    const C = jobArg(s, 11), ldc = jobArg(s, 12), acc = jobArg(s, 13) != 0;
+    const vb = <i32>jobArg(s, 14);
+    if (vb != 0) setVirtualB(vb, jobArg(s, 15), jobArg(s, 16), jobArg(s, 17));
+    if (dbl) gemmSerial<f64>(M, N, K, A, rsA, csA, B, rsB, csB, C, ldc, acc);
+    else gemmSerial<f32>(M, N, K, A, rsA, csA, B, rsB, csB, C, ldc, acc);
+  } else if (kind == J_MATMUL) {
+    const i0 = <i32>jobArg(s, 2), i1 = <i32>jobArg(s, 3), offs = jobArg(s, 4);
+    const M = <i32>jobArg(s, 5), N = <i32>jobArg(s, 6), K = <i32>jobArg(s, 7);
+    const a = jobArg(s, 8), rsA = jobArg(s, 9), csA = jobArg(s, 10), b = jobArg(s, 11), rsB = jobArg(s, 12), csB = jobArg(s, 13);
+    const y = jobArg(s, 14);
+    if (dbl) matmulRange<f64>(i0, i1, offs, M, N, K, a, rsA, csA, b, rsB, csB, y, true);
+    else matmulRange<f32>(i0, i1, offs, M, N, K, a, rsA, csA, b, rsB, csB, y, true);
+  } else if (kind == J_WINO) {
+    winogradPhase(<i32>jobArg(s, 1), <i32>jobArg(s, 2), <i32>jobArg(s, 3), jobArg(s, 4), jobArg(s, 5), jobArg(s, 6),
+      jobArg(s, 7), jobArg(s, 8), jobArg(s, 9), jobArg(s, 10), jobArg(s, 11), <i32>jobArg(s, 12), <i32>jobArg(s, 13),
+      <i32>jobArg(s, 14), <i32>jobArg(s, 15), <i32>jobArg(s, 16), <i32>jobArg(s, 17), <i32>jobArg(s, 18),
+      <i32>jobArg(s, 19), <i32>jobArg(s, 20));
+  } else if (kind == J_DIRECT) {
+    const grad = jobArg(s, 2) != 0, lo = <i32>jobArg(s, 3), hi = <i32>jobArg(s, 4);
+    const x = jobArg(s, 5), w = jobArg(s, 6), y = jobArg(s, 7);
+    const N = <i32>jobArg(s, 8), C = <i32>jobArg(s, 9), H = <i32>jobArg(s, 10), W = <i32>jobArg(s, 11), O = <i32>jobArg(s, 12);
+    const KH = <i32>jobArg(s, 13), KW = <i32>jobArg(s, 14), OH = <i32>jobArg(s, 15), OW = <i32>jobArg(s, 16);
+    const sh = <i32>jobArg(s, 17), ph = <i32>jobArg(s, 18), pw = <i32>jobArg(s, 19);
+    const tap = jobArg(s, 20), xp = jobArg(s, 21), spillAt = jobArg(s, 22);
+    if (dbl) directRange<f64>(grad, lo, hi, x, w, y, N, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, tap, xp, spillAt);
+    else directRange<f32>(grad, lo, hi, x, w, y, N, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, tap, xp, spillAt);
+  } else if (kind == J_UNARY) {
+    const op = <i32>jobArg(s, 2), x = jobArg(s, 3), y = jobArg(s, 4), n = jobArg(s, 5);
+    if (dbl) unarySerial<f64>(op, x, y, n);
+    else unarySerial<f32>(op, x, y, n);
+  } else if (kind == J_BINARY) {
+    const op = <i32>jobArg(s, 2), rank = <i32>jobArg(s, 3), sa = jobArg(s, 4), sb = jobArg(s, 5);
+    const a = jobArg(s, 6), b = jobArg(s, 7), y = jobArg(s, 8);
+    if (dbl) binarySerial<f64>(op, rank, s + JOB_SHAPE, sa, sb, a, b, y);
+    else binarySerial<f32>(op, rank, s + JOB_SHAPE, sa, sb, a, b, y);
+  } else if (kind == J_REDUCE) {
+    const op = <i32>jobArg(s, 2), rank = <i32>jobArg(s, 3), os = jobArg(s, 4), x = jobArg(s, 5), y = jobArg(s, 6);
+    if (dbl) reduceInto<f64>(op, rank, s + JOB_SHAPE, os, s + JOB_STRIDES, x, y);
+    else reduceInto<f32>(op, rank, s + JOB_SHAPE, os, s + JOB_STRIDES, x, y);
+  } else if (kind != 0) {
+    unreachable();
+  }
 }
 
 export function unary_f32(op: i32, x: usize, y: usize, n: usize): void { unary<f32>(op, x, y, n); }

@@ -12,6 +12,7 @@
 // N=512 on the 3.2 GHz Zen 3 this was tuned on). The pack buffers (~2.3 MiB) are allocated once.
 
 import { at } from './common';
+import { J_GEMM, J_MATMUL, jobsFor, partLo, runJobs, setArg, ways } from './parallel';
 
 const MR = 4;
 const KC = 256; // depth block, even
@@ -24,12 +25,18 @@ let packA: usize = 0;
 let packB: usize = 0;
 let tileBuf: usize = 0;
 
+/** Bytes of the pack buffers of one instance (packA, packB, tileBuf, each 16-aligned). */
+export const PACK_BYTES: usize = <usize>(MC * KC * 16) + <usize>(NCP * KC) * PANEL + <usize>MR * PANEL;
+
+/** Gives this instance its pack buffers (worker instances: they must never allocate). */
+export function setPackBuffers(p: usize): void {
+  packA = p;
+  packB = p + <usize>(MC * KC * 16);
+  tileBuf = packB + <usize>(NCP * KC) * PANEL;
+}
+
 function ensureBuffers(): void {
-  if (packA == 0) {
-    packA = heap.alloc(<usize>(MC * KC * 16));
-    packB = heap.alloc(<usize>(NCP * KC) * PANEL);
-    tileBuf = heap.alloc(<usize>MR * PANEL);
-  }
+  if (packA == 0) setPackBuffers(heap.alloc(PACK_BYTES));
 }
 
 /**
@@ -234,8 +241,62 @@ function packBVirtual<T>(mode: i32, k0: i32, kc: i32, kcp: i32, n0: i32, nc: i32
   }
 }
 
-/** C (+)= A B; all strides in elements. */
+// Threaded build: GEMMs with at least this many multiply-adds are split across the threads (about
+// 20-40 us of work on one thread; smaller calls run inline).
+const GEMM_PAR_MIN: f64 = <f64>(1 << 19);
+
+/**
+ * C (+)= A B; all strides in elements. In the threaded build a large call is split into column
+ * ranges of C (or row ranges when M > N), one per thread. Every element of C is still summed by
+ * one thread over the same K blocks in the same order, so the result does not depend on the split.
+ */
 export function gemm<T>(M: i32, N: i32, K: i32, A: usize, rsA: usize, csA: usize, B: usize, rsB: usize, csB: usize,
+  C: usize, ldc: usize, accumulate: bool): void {
+  const parts = ways(<f64>M * <f64>N * <f64>K, GEMM_PAR_MIN);
+  if (parts > 1 && gemmSplit<T>(parts, M, N, K, A, rsA, csA, B, rsB, csB, C, ldc, accumulate)) return;
+  gemmSerial<T>(M, N, K, A, rsA, csA, B, rsB, csB, C, ldc, accumulate);
+}
+
+/** Writes one GEMM job per part and runs them; false when the call is too narrow to split. */
+function gemmSplit<T>(parts: i32, M: i32, N: i32, K: i32, A: usize, rsA: usize, csA: usize, B: usize, rsB: usize,
+  csB: usize, C: usize, ldc: usize, accumulate: bool): bool {
+  // One job per thread: splitting N makes every job pack all of A (M x K), splitting M all of B
+  // (K x N), so more jobs would pack more; duplicate the smaller. Column ranges are cut at 64-byte
+  // boundaries of C, row ranges at MR.
+  const byCols = N >= M;
+  const unit = byCols ? <i32>(64 / sizeof<T>()) : MR;
+  const total = byCols ? N : M;
+  const units = (total + unit - 1) / unit;
+  parts = min(parts, units);
+  if (parts <= 1) return false;
+  const vb = bvMode;
+  bvMode = BV_NONE;
+  const es = <usize>sizeof<T>();
+  for (let t = 0; t < parts; t++) {
+    const r0 = partLo(units, parts, t) * unit, r1 = min(total, partLo(units, parts, t + 1) * unit);
+    let a = A, b = B, c = C, pix = bvPix, tap = bvTap, m = M, n = N;
+    if (byCols) {
+      n = r1 - r0;
+      c += <usize>r0 * es;
+      if (vb == BV_CONV) pix += <usize>r0 << 2;
+      else if (vb == BV_CONV_T) tap += <usize>r0 << 2;
+      else b += <usize>r0 * csB * es;
+    } else {
+      m = r1 - r0;
+      a += <usize>r0 * rsA * es;
+      c += <usize>r0 * ldc * es;
+    }
+    setArg(t, 0, J_GEMM); setArg(t, 1, es); setArg(t, 2, m); setArg(t, 3, n); setArg(t, 4, K);
+    setArg(t, 5, a); setArg(t, 6, rsA); setArg(t, 7, csA); setArg(t, 8, b); setArg(t, 9, rsB); setArg(t, 10, csB);
+    setArg(t, 11, c); setArg(t, 12, ldc); setArg(t, 13, accumulate ? 1 : 0);
+    setArg(t, 14, vb); setArg(t, 15, bvX); setArg(t, 16, pix); setArg(t, 17, tap);
+  }
+  runJobs(parts);
+  return true;
+}
+
+/** C (+)= A B on the calling thread. */
+export function gemmSerial<T>(M: i32, N: i32, K: i32, A: usize, rsA: usize, csA: usize, B: usize, rsB: usize, csB: usize,
   C: usize, ldc: usize, accumulate: bool): void {
   // A virtual B applies to this call only; clearing it first also keeps a trapped call from
   // leaking the mode into later ones.
@@ -293,9 +354,32 @@ export function gemm<T>(M: i32, N: i32, K: i32, A: usize, rsA: usize, csA: usize
  */
 export function matmulBatched<T>(batch: i32, offs: usize, M: i32, N: i32, K: i32, a: usize, rsA: usize, csA: usize,
   b: usize, rsB: usize, csB: usize, y: usize): void {
+  // Many small products (each below the GEMM split size): split the batch instead.
+  const work = <f64>M * <f64>N * <f64>K;
+  if (batch > 1 && work < GEMM_PAR_MIN) {
+    const parts = jobsFor(ways(work * <f64>batch, GEMM_PAR_MIN), batch);
+    if (parts > 1) {
+      const es = <usize>sizeof<T>();
+      for (let t = 0; t < parts; t++) {
+        setArg(t, 0, J_MATMUL); setArg(t, 1, es); setArg(t, 2, partLo(batch, parts, t)); setArg(t, 3, partLo(batch, parts, t + 1));
+        setArg(t, 4, offs); setArg(t, 5, M); setArg(t, 6, N); setArg(t, 7, K); setArg(t, 8, a); setArg(t, 9, rsA);
+        setArg(t, 10, csA); setArg(t, 11, b); setArg(t, 12, rsB); setArg(t, 13, csB); setArg(t, 14, y);
+      }
+      runJobs(parts);
+      return;
+    }
+  }
+  matmulRange<T>(0, batch, offs, M, N, K, a, rsA, csA, b, rsB, csB, y, false);
+}
+
+/** Products [i0, i1) of matmulBatched (unless `serial`, each GEMM is split on its own when large enough). */
+export function matmulRange<T>(i0: i32, i1: i32, offs: usize, M: i32, N: i32, K: i32, a: usize, rsA: usize, csA: usize,
+  b: usize, rsB: usize, csB: usize, y: usize, serial: bool): void {
   const mn = <usize>M * <usize>N;
-  for (let i = 0; i < batch; i++) {
+  for (let i = i0; i < i1; i++) {
     const oa = <usize>load<i32>(offs + (<usize>i << 3)), ob = <usize>load<i32>(offs + (<usize>i << 3) + 4);
-    gemm<T>(M, N, K, at<T>(a, oa), rsA, csA, at<T>(b, ob), rsB, csB, at<T>(y, <usize>i * mn), <usize>N, false);
+    const pa = at<T>(a, oa), pb = at<T>(b, ob), py = at<T>(y, <usize>i * mn);
+    if (serial) gemmSerial<T>(M, N, K, pa, rsA, csA, pb, rsB, csB, py, <usize>N, false);
+    else gemm<T>(M, N, K, pa, rsA, csA, pb, rsB, csB, py, <usize>N, false);
   }
 }

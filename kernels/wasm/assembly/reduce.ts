@@ -4,6 +4,11 @@
 // folded into the output with vertical SIMD ops).
 
 import { IDX, arg, at, lanes, resetIdx } from './common';
+import { JOB_SHAPE, JOB_STRIDES, J_REDUCE, jobsFor, partLo, runJobs, setArg, slot, ways } from './parallel';
+
+// Threaded build: reductions over at least this many input elements are split along a kept
+// dimension (so every output is still reduced by one thread, in the same order).
+const REDUCE_PAR_MIN: f64 = <f64>(1 << 15);
 
 const SUM = 0;
 
@@ -92,6 +97,48 @@ function foldRow<T>(op: i32, y: usize, x: usize, n: usize): void {
 export function reduce<T>(op: i32, rank: i32, shapeP: usize, osP: usize, x: usize, y: usize, outSize: usize): void {
   const init: T = op == SUM ? <T>0 : <T>-Infinity;
   for (let i: usize = 0; i < outSize; i++) store<T>(at<T>(y, i), init);
+  let total: f64 = 1;
+  for (let d = 0; d < rank; d++) total *= <f64>arg(shapeP, d);
+  let parts = ways(total, REDUCE_PAR_MIN);
+  if (parts > 1) {
+    const threads = parts;
+    // The longest kept dimension (out-stride != 0); the innermost one is cut at 16 elements.
+    let sd = -1, best = 1;
+    for (let d = 0; d < rank; d++) {
+      if (arg(osP, d) == 0) continue;
+      const units = d == rank - 1 ? (arg(shapeP, d) + 15) >> 4 : arg(shapeP, d);
+      if (units > best) { best = units; sd = d; }
+    }
+    parts = jobsFor(threads, best);
+    if (sd >= 0 && parts > 1) {
+      const unit = sd == rank - 1 ? 16 : 1, ext = arg(shapeP, sd);
+      for (let t = 0; t < parts; t++) {
+        const s = slot(t);
+        const lo = min(ext, partLo(best, parts, t) * unit), hi = min(ext, partLo(best, parts, t + 1) * unit);
+        // This part's shape (extent sd cut to [lo, hi)) and the input's element strides.
+        memory.copy(s + JOB_SHAPE, shapeP, <usize>rank << 2);
+        store<i32>(s + JOB_SHAPE + (<usize>sd << 2), hi - lo);
+        let xs: usize = 1;
+        for (let d = rank - 1; d >= 0; d--) {
+          store<i32>(s + JOB_STRIDES + (<usize>d << 2), <i32>xs);
+          xs *= <usize>arg(shapeP, d);
+        }
+        const xOff = <usize>lo * <usize>load<i32>(s + JOB_STRIDES + (<usize>sd << 2));
+        setArg(t, 0, J_REDUCE); setArg(t, 1, sizeof<T>()); setArg(t, 2, op); setArg(t, 3, rank); setArg(t, 4, osP);
+        setArg(t, 5, at<T>(x, xOff)); setArg(t, 6, at<T>(y, <usize>lo * <usize>arg(osP, sd)));
+      }
+      runJobs(parts);
+      return;
+    }
+  }
+  reduceInto<T>(op, rank, shapeP, osP, 0, x, y);
+}
+
+/**
+ * Folds x into the (initialised) y. xsP: the input's element strides per dimension, or 0 when x is
+ * contiguous over shape. The order of the terms of each output is the same either way.
+ */
+export function reduceInto<T>(op: i32, rank: i32, shapeP: usize, osP: usize, xsP: usize, x: usize, y: usize): void {
   const last = rank - 1;
   const n = <usize>arg(shapeP, last);
   const io = <usize>arg(osP, last);
@@ -108,15 +155,18 @@ export function reduce<T>(op: i32, rank: i32, shapeP: usize, osP: usize, x: usiz
     } else {
       foldRow<T>(op, py, px, n);
     }
-    ox += n;
+    if (xsP == 0) ox += n;
     for (let d = last - 1; d >= 0; d--) {
       const p = IDX + (<usize>d << 2);
       const k = load<i32>(p) + 1;
       const so = <usize>arg(osP, d);
+      const sx: usize = xsP == 0 ? 0 : <usize>arg(xsP, d);
       oy += so;
+      ox += sx;
       if (k < arg(shapeP, d)) { store<i32>(p, k); break; }
       store<i32>(p, 0);
       oy -= so * <usize>arg(shapeP, d);
+      ox -= sx * <usize>arg(shapeP, d);
     }
   }
 }
