@@ -4,7 +4,7 @@
 //      our WebGPU backend -> results/latest-webgpu.json (without a GPU, on SwiftShader: quick timing,
 //      marked as emulation)
 //   2. correctness of the second-order meta-gradient, every engine (bench/correctness.ts)
-//   3. whole meta-learning steps beside PyTorch on 1 and on 2 threads (bench/maml-steps.ts)
+//   3. whole meta-learning steps beside PyTorch, both engines on 1 and then on 2 threads (bench/maml-steps.ts)
 //   4. the report (bench/report.ts -> bench/REPORT.md and SVG charts)
 // Options: --filter <substring> (stages 1 and 3), --quick, --tiny (stage 1), --backend (stage 1: only this one),
 // --skip-steps, --skip-kernels. Each stage's own script can also be run alone (see bench/README.md).
@@ -54,7 +54,8 @@ if (!flag('--skip-kernels')) {
 }
 stage('correctness of the second-order meta-gradient', 'correctness.js', []);
 if (!flag('--skip-steps') && !flag('--tiny')) {
-  for (const threads of ['1', '2']) stage(`whole steps beside PyTorch (${threads} thread${threads === '1' ? '' : 's'})`, 'maml-steps.js', [...common, '--threads', threads], ['--expose-gc']);
+  // Both engines get the same number of threads: ours through the opt-in threaded WASM backend.
+  for (const threads of ['1', '2']) stage(`whole steps beside PyTorch (${threads} thread${threads === '1' ? '' : 's'} each)`, 'maml-steps.js', [...common, '--threads', threads, '--ours-threads', threads], ['--expose-gc']);
 }
 stage('report', 'report.js', []);
 if (failures.length) {
