@@ -100,7 +100,8 @@ function main() {
 
   // Targets quoted from the issues, against what this run measured.
   const krow = (bench: string, impl: RegExp) => kernels?.rows.find((r: any) => r.benchmark === bench && impl.test(r.implementation));
-  const stepFiles: Record<number, any> = { 1: read('maml-steps-1thread.json'), 2: read('maml-steps-2thread.json') };
+  // The suite's two step runs: both engines on 1 thread, then both on 2.
+  const stepFiles: Record<number, any> = { 1: read('maml-steps-1thread.json'), 2: read('maml-steps-2thread-ours2thread.json') };
   const srow = (threads: number, re: RegExp) => stepFiles[threads]?.rows.find((r: any) => re.test(r.benchmark));
   const targets: string[][] = [];
   const target = (what: string, measured: number | null | undefined, unit: string, goal: number, higherIsBetter: boolean, cmd: string) => {
@@ -166,6 +167,7 @@ function main() {
   if (steps.length) {
     out.push('## Whole meta-learning steps against PyTorch', '');
     out.push('Ours (WASM, on the thread count in the row: more than 1 is the opt-in `init({ threads })` backend) and PyTorch (Debian `python3-torch`, OpenBLAS/OpenMP) alternate repetitions in one run; PyTorch is a long-lived Python process of ours (`bench/peers/torch_maml.py`). Peak memory: ours is the high-water mark of live tensor bytes during one step (`peakMemory()`), PyTorch\'s the growth of its process\'s peak resident set over the step (it has no allocator statistics on CPU); they measure different things and are shown for scale.', '');
+    out.push(`Runs: ${steps.map((s) => `${s.date.replace('T', ' ').slice(0, 16)} UTC with PyTorch on ${s === stepFiles[1] ? 1 : 2} thread${s === stepFiles[1] ? '' : 's'} and ours on ${s.oursThreads ?? 1}${s.quick ? ' (QUICK: not for quoting)' : ''}`).join('; ')}.`, '');
     const rows: string[][] = [];
     const groups: Group[] = [];
     for (const s of steps) {
@@ -195,7 +197,7 @@ function main() {
   ];
   out.push('## Where we are slower', '');
   out.push(slower.length ? slower.map((s) => `- ${s}`).join('\n') : 'Nowhere in this run.', '');
-  out.push('', 'Threads are in each row. Our WASM backend runs on one thread unless `init({ threads: n })` asks for more (Node, opt-in; `kernels/wasm/THREADING.md`); the kernel table is single-threaded for every engine. What closes the convolution-heavy gaps against PyTorch on 2 threads: our threaded backend on an idle machine, and faster convolution gradients.', '');
+  out.push('', 'Threads are in each row. Our WASM backend runs on one thread unless `init({ threads: n })` asks for more (Node, opt-in; `kernels/wasm/THREADING.md`); the kernel table is single-threaded for every engine. The Omniglot MAML step is a per-task loop of small convolutions (5 support and 75 query images), mostly below the size at which our kernels split across threads; what would close its gap: batching a meta-batch\'s tasks into single convolution calls (as the sine step does with `vectorized`), so that threads get large calls, and cheaper small kernels.', '');
   writeAtomic(path.join(ROOT, 'bench/REPORT.md'), out.join('\n'));
   console.log('wrote bench/REPORT.md');
 }
