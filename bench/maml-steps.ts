@@ -1,5 +1,6 @@
 // Whole meta-learning steps beside PyTorch (Debian's python3-torch), in the same run: second-order
-// MAML on sine (25 tasks, K=10, 1 inner step; per-task loop and all tasks at once) and the
+// MAML on sine (25 tasks, K=10, 1 inner step; per-task loop and all tasks at once; and first-order
+// MAML, all tasks at once) and the
 // Omniglot-shaped step (32 tasks, 5-way 1-shot, 15 queries, Conv4 with 64 filters), and one
 // Prototypical-networks training episode (60-way 5-shot 5-query, Conv4 with 64 filters). Repetitions
 // alternate between the engines so drift hits both. Run: npm run build && node dist/bench/maml-steps.js
@@ -58,6 +59,7 @@ function sineWorkloads(): Workload[] {
   const model = (p: any, x: Tensor) => nn.sineMLP(p, x);
   const vec = new MAML({ model, loss: regressionLoss, params: nn.initSineMLP(new Random(0)), innerLr: 0.01, vectorized: true, metaOptimizer: optim.adam({ lr: 1e-3 }) });
   const loop = new MAML({ model, loss: regressionLoss, params: nn.initSineMLP(new Random(0)), innerLr: 0.01, metaOptimizer: optim.adam({ lr: 1e-3 }) });
+  const first = new MAML({ model, loss: regressionLoss, params: nn.initSineMLP(new Random(0)), innerLr: 0.01, vectorized: true, firstOrder: true, metaOptimizer: optim.adam({ lr: 1e-3 }) });
   const perTask: Task[] = Array.from({ length: 25 }, (_, t) => {
     const pick = (x: Tensor) => x.slice([t, 0, 0], [1, -1, -1]).reshape([10, 1]);
     return { xs: pick(data.xs), ys: pick(data.ys), xq: pick(data.xq), yq: pick(data.yq) };
@@ -66,6 +68,7 @@ function sineWorkloads(): Workload[] {
   return [
     { name: 'sine MAML step, 25 tasks, per-task loop', torch: 'sine-loop', step: async () => { await loop.step(perTask); }, iters: quick ? 5 : 20 },
     { name: 'sine MAML step, 25 tasks, batched', torch: 'sine-batched', step: async () => { await vec.step(batched); }, iters: quick ? 20 : 100 },
+    { name: 'sine first-order MAML step, 25 tasks, batched', torch: 'sine-batched-first-order', step: async () => { await first.step(batched); }, iters: quick ? 20 : 100 },
   ];
 }
 

@@ -81,6 +81,21 @@ class SineBatched(SineLoop):
         self.opt.step()
 
 
+class SineBatchedFirstOrder(SineLoop):
+    """First-order MAML: the inner gradient is a constant (no create_graph), so the meta-gradient
+    is the query-loss gradient at the adapted weights."""
+    def step(self):
+        xs, ys, xq, yq = self.data
+        T = xs.shape[0]
+        self.opt.zero_grad()
+        stacked = [w.unsqueeze(0).expand(T, *w.shape) for w in self.p]
+        inner = F.mse_loss(mlp(stacked, xs), ys) * T
+        g = torch.autograd.grad(inner, stacked)
+        fast = [w - 0.01 * gw for w, gw in zip(stacked, g)]
+        F.mse_loss(mlp(fast, xq), yq).backward()
+        self.opt.step()
+
+
 def conv4_params(ways=5, filters=64):
     ps = []
     c = 1
@@ -153,7 +168,7 @@ class ProtoNet:
         self.opt.step()
 
 
-BENCHES = {'sine-loop': SineLoop, 'sine-batched': SineBatched, 'omniglot': Omniglot, 'protonet': ProtoNet}
+BENCHES = {'sine-loop': SineLoop, 'sine-batched': SineBatched, 'sine-batched-first-order': SineBatchedFirstOrder, 'omniglot': Omniglot, 'protonet': ProtoNet}
 
 
 def rss_bytes():
