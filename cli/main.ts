@@ -128,7 +128,6 @@ async function main() {
   };
   if (args['train-ways'] !== undefined && !METRIC.includes(algorithm)) fail(`--train-ways is for ${METRIC.join(', ')} (the ${algorithm} model's head has --ways outputs)`);
   if (cfg.testWays.length && !(METRIC.includes(algorithm) || algorithm === 'siamese')) fail(`--test-ways is for ${METRIC.join(', ')} and siamese (the ${algorithm} model's head has --ways outputs)`);
-  if (cfg.testWays.length && sine) fail('--test-ways needs --dataset omniglot');
   if ((args.fce || args['processing-steps'] !== undefined) && algorithm !== 'matching') fail('--fce and --processing-steps are for --algorithm matching');
   const out = args.out ?? join('runs', `${dataset}-${algorithm}`);
   mkdirSync(out, { recursive: true });
