@@ -4,6 +4,9 @@
 // With full-context embeddings (`fce`, the paper's appendix) the support embeddings are re-read by
 // a bidirectional LSTM over the support set (g), and each query embedding is refined by an LSTM
 // that attends over them for K processing steps (f).
+// An optional learned scale multiplies the cosines before the softmax (the metric scaling of
+// Oreshkin et al. 2018): cosines lie in [-1, 1], so without it the attention over a support set
+// can never be sharp, and on Omniglot the training loss stalls early.
 
 import * as ops from '../engine/ops.js';
 import { BiLSTMParams, LSTMParams, attention, biLSTM, cosineSimilarity, initBiLSTM, initLSTM, initWeight, lstmCell } from '../engine/nn.js';
@@ -49,7 +52,12 @@ export function fullContextQuery(p: FullContextParams, fq: Tensor, g: Tensor, st
   return h;
 }
 
-export interface MatchingParams<P> { embed: P; fce?: FullContextParams }
+export interface MatchingParams<P> {
+  embed: P;
+  fce?: FullContextParams;
+  /** log of the scale on the cosines, a scalar (e.g. `ops.scalar(Math.log(10))`); omit for the paper's plain cosines. */
+  logScale?: Tensor;
+}
 
 export interface MatchingOptions<P> {
   /** f' = g', shared by support and query, e.g. `(p, x) => nn.conv4Features(p, x)`. */
@@ -77,7 +85,9 @@ export class MatchingNet<P> extends MetricLearner<MatchingParams<P>> {
       es = fullContextSupport(params.fce, es);
       eq = fullContextQuery(params.fce, eq, es, this.processingSteps);
     }
-    const mixture = attention(cosineSimilarity(eq, es), labelMatrix(ys, ways, es)).output;
+    let sim = cosineSimilarity(eq, es);
+    if (params.logScale) sim = ops.mul(sim, ops.exp(params.logScale));
+    const mixture = attention(sim, labelMatrix(ys, ways, es)).output;
     return ops.log(mixture);
   }
 

@@ -4,6 +4,7 @@
 import { grad } from '../engine/autodiff.js';
 import * as ops from '../engine/ops.js';
 import { treeLeaves, treeMap } from '../engine/pytree.js';
+import type { Random } from '../engine/random.js';
 import { keep, tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Loss, Model, Target, Task, evaluateTasks } from './task.js';
@@ -18,28 +19,58 @@ export interface ReptileOptions<P> {
   /** Outer step size epsilon, linearly annealed to 0 over `metaSteps` when that is given. */
   metaLr?: number;
   metaSteps?: number;
+  /**
+   * Examples per inner step in meta-training: each step takes the next `innerBatch` of the task's
+   * examples in a shuffled order, reshuffled when used up (Nichol et al.'s inner batches; 10 on
+   * 5-way Omniglot). Default: every example at every step. Needs `rng`.
+   */
+  innerBatch?: number;
+  /** Shuffles the examples for `innerBatch`. */
+  rng?: Random;
 }
 
 export class Reptile<P> {
   params: P;
   iteration = 0;
-  readonly o: Required<Omit<ReptileOptions<P>, 'params' | 'metaSteps'>> & { metaSteps?: number };
+  readonly o: Required<Omit<ReptileOptions<P>, 'params' | 'metaSteps' | 'innerBatch' | 'rng'>> & Pick<ReptileOptions<P>, 'metaSteps' | 'innerBatch' | 'rng'>;
 
   constructor(opts: ReptileOptions<P>) {
     const innerSteps = opts.innerSteps ?? 5;
+    if (opts.innerBatch !== undefined && (!Number.isInteger(opts.innerBatch) || opts.innerBatch < 1 || !opts.rng)) {
+      throw new Error(`Reptile: innerBatch must be a whole number >= 1 and needs rng, got ${opts.innerBatch}${opts.rng ? '' : ' without rng'}`);
+    }
     this.o = { model: opts.model, loss: opts.loss, innerLr: opts.innerLr ?? 0.01, innerSteps,
-      testInnerSteps: opts.testInnerSteps ?? innerSteps, metaLr: opts.metaLr ?? 1, metaSteps: opts.metaSteps };
+      testInnerSteps: opts.testInnerSteps ?? innerSteps, metaLr: opts.metaLr ?? 1, metaSteps: opts.metaSteps,
+      innerBatch: opts.innerBatch, rng: opts.rng };
     this.params = keep(opts.params);
   }
 
-  /** SGD on (x, y) from params. */
-  adapt(params: P, x: Tensor, y: Target, steps: number, training = true): P {
+  /** SGD on (x, y) from params; with `batches`, step s trains on the examples batches[s] only. */
+  adapt(params: P, x: Tensor, y: Target, steps: number, training = true, batches?: number[][]): P {
     let fast = params;
     for (let s = 0; s < steps; s++) {
-      const g = grad((p: P) => this.o.loss(this.o.model(p, x, { step: s, training }), y))(fast);
+      const [xb, yb] = batches ? [takeRows(x, batches[s]), takeTargets(y, batches[s])] : [x, y];
+      const g = grad((p: P) => this.o.loss(this.o.model(p, xb, { step: s, training }), yb))(fast);
       fast = treeMap((w, gw) => ops.sub(w, ops.mul(gw, this.o.innerLr)), fast, g);
     }
     return fast;
+  }
+
+  /** The example indices of each inner step for a task of n examples (innerBatch), or undefined. */
+  private innerBatches(n: number): number[][] | undefined {
+    const b = this.o.innerBatch;
+    if (b === undefined || b >= n) return undefined;
+    const out: number[][] = [];
+    let order: number[] = [];
+    for (let s = 0; s < this.o.innerSteps; s++) {
+      const batch: number[] = [];
+      while (batch.length < b) {
+        if (order.length === 0) order = this.o.rng!.shuffle(Array.from({ length: n }, (_, i) => i));
+        batch.push(order.pop()!);
+      }
+      out.push(batch.sort((i, j) => i - j));
+    }
+    return out;
   }
 
   /**
@@ -54,7 +85,7 @@ export class Reptile<P> {
       const losses: Tensor[] = [];
       for (const t of tasks) {
         const x = ops.concat([t.xs, t.xq]), y = concatTargets(t.ys, t.yq);
-        const fast = this.adapt(this.params, x, y, this.o.innerSteps);
+        const fast = this.adapt(this.params, x, y, this.o.innerSteps, true, this.innerBatches(x.shape[0]));
         losses.push(this.o.loss(this.o.model(fast, x, { step: this.o.innerSteps, training: true }), y));
         const d = treeMap((f, p) => ops.sub(f, p), fast, this.params);
         delta = delta === null ? d : treeMap((a, b) => ops.add(a, b), delta, d);
@@ -75,6 +106,22 @@ export class Reptile<P> {
   }
 
   dispose(): void { for (const t of treeLeaves(this.params)) t.dispose(); }
+}
+
+/** Rows `idx` (ascending) of x, as runs of consecutive rows. */
+function takeRows(x: Tensor, idx: number[]): Tensor {
+  const parts: Tensor[] = [];
+  for (let i = 0; i < idx.length;) {
+    let j = i + 1;
+    while (j < idx.length && idx[j] === idx[j - 1] + 1) j++;
+    parts.push(ops.slice(x, [idx[i], ...x.shape.slice(1).map(() => 0)], [j - i, ...x.shape.slice(1)]));
+    i = j;
+  }
+  return parts.length === 1 ? parts[0] : ops.concat(parts);
+}
+
+function takeTargets(y: Target, idx: number[]): Target {
+  return y instanceof Int32Array ? Int32Array.from(idx, (i) => y[i]) : takeRows(y, idx);
 }
 
 function concatTargets(a: Target, b: Target): Target {

@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { init, nn, optim, tidy, Random, Tensor, linspace, stack, tensor, treeLeaves } from '../index.js';
+import { init, nn, optim, tidy, Random, Tensor, linspace, scalar, stack, tensor, treeLeaves } from '../index.js';
 import { FineTuneBaseline, SiameseNetwork, conv4Embedding, MAML, Reptile, classificationLoss, regressionLoss, formatSummary, Task, ForwardContext, Summary } from '../algorithms/index.js';
 import { BatchSampler, PairSampler, loadLakeRuns, EpisodeSampler, Omniglot, SineTasks, episodeTensors, ClassDataset } from '../datasets/index.js';
 import { MatchingNet, ProtoNet, RelationNet, initFullContext, initRelationNet } from '../algorithms/index.js';
@@ -51,6 +51,8 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
   --fce              matching: full-context embeddings (biLSTM over the support, attention LSTM
                      over the query)
   --processing-steps K   matching with --fce: attention LSTM steps (default 5)
+  --cosine-scale S   matching: initial value of a learned scale on the cosine similarities
+                     (default 10); 0 for the paper's plain cosines
   --shots K          support examples per class, or sine points (default 1 omniglot, 10 sine)
   --queries Q        query examples per class (default 15 omniglot; sine: as shots)
   --meta-batch T     tasks per meta-update (default 25 sine, 32 omniglot)
@@ -58,6 +60,9 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
   --inner-lr A       inner-loop step size (default 0.01 sine, 0.1 omniglot; the MAML paper's 0.4
                      makes this max-pool Conv4 diverge on its first steps)
   --inner-steps S    inner steps in training (default 1)
+  --inner-batch B    reptile: each inner step trains on the next B of the task's examples
+                     (shuffled, reshuffled when used up), as Nichol et al. do (10 for 5-way
+                     Omniglot); default all of them at every step
   --test-steps S     inner steps at evaluation (default 10 sine, 3 omniglot)
   --meta-lr B        Adam step size of the meta-update (default 0.001); Reptile's outer step (default 1)
   --eval-tasks N     held-out tasks for the final evaluation (default 500 sine, 600 omniglot)
@@ -82,6 +87,7 @@ const args = parseArgs({
     'test-steps': { type: 'string' }, 'meta-lr': { type: 'string' }, 'eval-tasks': { type: 'string' }, 'checkpoint-every': { type: 'string' },
     'eval-every': { type: 'string' }, pairs: { type: 'string' }, 'lake-runs': { type: 'string' },
     'train-ways': { type: 'string' }, 'test-ways': { type: 'string' }, fce: { type: 'boolean' }, 'processing-steps': { type: 'string' },
+    'cosine-scale': { type: 'string' }, 'inner-batch': { type: 'string' },
     seed: { type: 'string' }, backend: { type: 'string', default: 'wasm' }, out: { type: 'string' }, help: { type: 'boolean' },
   },
 }).values;
@@ -118,7 +124,8 @@ async function main() {
     checkpointEvery: num('checkpoint-every', 500), evalEvery: num('eval-every', 0), seed: num('seed', 0),
     pairs: num('pairs', 128),
     // What Reptile's inner loop trains on in meta-training (recorded: it changed once).
-    ...(algorithm === 'reptile' ? { reptileInnerData: 'support+query' } : {}),
+    ...(algorithm === 'reptile' ? { reptileInnerData: 'support+query', innerBatch: num('inner-batch', 0) } : {}),
+    ...(algorithm === 'matching' ? { cosineScale: num('cosine-scale', 10) } : {}),
     trainWays: num('train-ways', num('ways', 5)), fce: !!args.fce, processingSteps: num('processing-steps', 5),
     testWays: (args['test-ways'] ?? '').split(',').filter((w) => w.trim() !== '').map((w) => {
       const n = Number(w);
@@ -128,7 +135,10 @@ async function main() {
   };
   if (args['train-ways'] !== undefined && !METRIC.includes(algorithm)) fail(`--train-ways is for ${METRIC.join(', ')} (the ${algorithm} model's head has --ways outputs)`);
   if (cfg.testWays.length && !(METRIC.includes(algorithm) || algorithm === 'siamese')) fail(`--test-ways is for ${METRIC.join(', ')} and siamese (the ${algorithm} model's head has --ways outputs)`);
-  if ((args.fce || args['processing-steps'] !== undefined) && algorithm !== 'matching') fail('--fce and --processing-steps are for --algorithm matching');
+  if ((args.fce || args['processing-steps'] !== undefined || args['cosine-scale'] !== undefined) && algorithm !== 'matching') fail('--fce, --processing-steps and --cosine-scale are for --algorithm matching');
+  if (args['inner-batch'] !== undefined && algorithm !== 'reptile') fail('--inner-batch is for --algorithm reptile');
+  if (cfg.cosineScale !== undefined && cfg.cosineScale < 0) fail(`--cosine-scale must be >= 0, got ${cfg.cosineScale}`);
+  if (args['inner-batch'] !== undefined && (!Number.isInteger(cfg.innerBatch) || cfg.innerBatch! < 1)) fail(`--inner-batch must be a whole number >= 1, got ${cfg.innerBatch}`);
   const out = args.out ?? join('runs', `${dataset}-${algorithm}`);
   mkdirSync(out, { recursive: true });
   await init({ backend: args.backend as 'wasm' | 'ref' });
@@ -196,7 +206,7 @@ async function main() {
     const embed = (p: any, x: Tensor) => nn.conv4Features(p, x);
     const optimizer = optim.adam({ lr: cfg.metaLr });
     const learner = algorithm === 'protonet' ? new ProtoNet({ embed, params: features, optimizer })
-      : algorithm === 'matching' ? new MatchingNet({ embed, params: { embed: features, fce: cfg.fce ? initFullContext(rng, 64) : undefined }, processingSteps: cfg.processingSteps, optimizer })
+      : algorithm === 'matching' ? new MatchingNet({ embed, params: { embed: features, fce: cfg.fce ? initFullContext(rng, 64) : undefined, logScale: cfg.cosineScale ? scalar(Math.log(cfg.cosineScale)) : undefined }, processingSteps: cfg.processingSteps, optimizer })
       : (treeLeaves(features).forEach((t) => t.dispose()), new RelationNet({ params: initRelationNet(rng), optimizer }));
     step = () => tidy(() => learner.step(Array.from({ length: cfg.metaBatch }, nextTask)));
     evaluate = (tasks) => learner.evaluate(tasks);
@@ -224,7 +234,7 @@ async function main() {
     dispose = () => ft.dispose();
   } else {
     const learner = algorithm === 'reptile'
-      ? new Reptile({ ...common, metaLr: cfg.metaLr, metaSteps: cfg.iterations })
+      ? new Reptile({ ...common, metaLr: cfg.metaLr, metaSteps: cfg.iterations, innerBatch: cfg.innerBatch || undefined, rng: new Random(cfg.seed + 4_000_037) })
       : new MAML({
         ...common, firstOrder: algorithm === 'fomaml',
         metaOptimizer: optim.adam({ lr: algorithm === 'mamlpp' ? optim.schedules.cosine(cfg.metaLr, cfg.iterations, cfg.metaLr / 100) : cfg.metaLr }),

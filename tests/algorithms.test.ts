@@ -170,6 +170,24 @@ for (const b of backendNames) {
       rep.dispose();
     });
 
+    it('Reptile with innerBatch: each inner step trains on the next examples of a shuffled order', async () => {
+      await activate(b);
+      // The same two points, one per step (innerBatch 1, 2 steps), so each is used once. In the order
+      // (1, 2), (3, 0): w = 0 - 0.1 * 2 (0 - 2) 1 = 0.4, then 0.4 - 0.1 * 2 (1.2 - 0) 3 = -0.32; in the
+      // other order the first step is flat (3 * 0 - 0 = 0) and the second gives 0.4.
+      const finals = new Set<number>();
+      for (let seed = 0; seed < 8; seed++) {
+        const rep = new Reptile({ model: (p: any, x: Tensor) => mg.matmul(x, p.w), loss: regressionLoss, params: { w: mg.tensor([0], [1, 1]) }, innerLr: 0.1, innerSteps: 2, metaLr: 1, innerBatch: 1, rng: new mg.Random(seed) });
+        await rep.step([{ xs: mg.tensor([1], [1, 1]), ys: mg.tensor([2], [1, 1]), xq: mg.tensor([3], [1, 1]), yq: mg.tensor([0], [1, 1]) }]);
+        const w = (await rep.params.w.data())[0];
+        expect([0.4, -0.32].some((v) => Math.abs(w - v) < 1e-6), `w = ${w}`).toBe(true);
+        finals.add(Math.round(w * 100));
+        rep.dispose();
+      }
+      expect(finals.size, 'both orders occur').toBe(2);
+      expect(() => new Reptile({ model: (p: any, x: Tensor) => x, loss: regressionLoss, params: {}, innerBatch: 4 })).toThrow(/Reptile: innerBatch .* needs rng/);
+    });
+
     it('Reptile on sine regression: the post-adaptation loss falls', async () => {
       await activate(b);
       const sine = new SineTasks({ shots: 10, seed: 2 });

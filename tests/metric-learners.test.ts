@@ -171,7 +171,12 @@ describe('loss gradients against float64 finite differences (tiny episodes, ref 
       expect(fdMismatch((p: any) => fce.loss(p, task), fce.params)).toBeLessThan(1e-6);
       // Full-context embeddings change the result (the LSTMs are in the path).
       expect(Math.abs(fce.loss(fce.params, task).dataSync()[0] - new MatchingNet({ embed: tinyEmbed, params: { embed: fce.params.embed } }).loss(fce.params, task).dataSync()[0])).toBeGreaterThan(1e-6);
-      plain.dispose(); fce.dispose();
+      // A learned scale on the cosines: its gradient too, and it sharpens the attention.
+      const scaled = new MatchingNet({ embed: tinyEmbed, params: { embed: mg.nn.initLinear(rng, 9, 4, f64), logScale: mg.scalar(Math.log(3), 'float64') } });
+      expect(fdMismatch((p: any) => scaled.loss(p, task), scaled.params)).toBeLessThan(1e-6);
+      const maxWeight = (p: any) => Math.max(...scaled.scores(p, task.xs, task.ys as Int32Array, task.xq, true).exp().dataSync());
+      expect(maxWeight(scaled.params)).toBeGreaterThan(maxWeight({ embed: scaled.params.embed }));
+      plain.dispose(); fce.dispose(); scaled.dispose();
     });
   });
 
