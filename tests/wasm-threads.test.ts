@@ -138,6 +138,24 @@ describe('wasm threads: 2 is bit-identical to 1 thread', () => {
     }
   });
 
+  it('max pooling (forward, gradient, select) split over planes; strided copies split along the outer axis', () => {
+    const geo = { kernel: [2, 2], stride: [2, 2], pad: [0, 0] };
+    for (const dtype of DTYPES) {
+      expect(same('maxPool2d', dtype, [{ shape: [8, 64, 28, 28] }], geo, [8, 64, 14, 14])).toBe(1);
+      expect(same('maxPool2dGrad', dtype, [{ shape: [8, 64, 28, 28] }, { shape: [8, 64, 14, 14] }], geo, [8, 64, 28, 28])).toBe(1);
+      expect(same('maxPool2dSelect', dtype, [{ shape: [8, 64, 28, 28] }, { shape: [8, 64, 28, 28] }], geo, [8, 64, 14, 14])).toBe(1);
+      // Overlapping windows clipped at the padded edges (not the 2x2 SIMD path), odd plane count.
+      const odd = { kernel: [3, 3], stride: [2, 2], pad: [1, 1] };
+      expect(same('maxPool2d', dtype, [{ shape: [3, 41, 27, 27] }], odd, [3, 41, 14, 14])).toBe(1);
+      expect(same('maxPool2dGrad', dtype, [{ shape: [3, 41, 27, 27] }, { shape: [3, 41, 14, 14] }], odd, [3, 41, 27, 27])).toBe(1);
+      expect(same('maxPool2d', dtype, [{ shape: [1, 2, 8, 8] }], geo, [1, 2, 4, 4])).toBe(0);
+      expect(same('broadcastTo', dtype, [{ shape: [1, 64, 1, 1] }], { shape: [75, 64, 14, 14] }, [75, 64, 14, 14])).toBe(1);
+      expect(same('transpose', dtype, [{ shape: [64, 75, 14, 14] }], { perm: [1, 0, 2, 3] }, [75, 64, 14, 14])).toBe(1);
+      expect(same('transpose', dtype, [{ shape: [300, 700] }], { perm: [1, 0] }, [700, 300])).toBe(1);
+      expect(same('broadcastTo', dtype, [{ shape: [1, 8] }], { shape: [4, 8] }, [4, 8])).toBe(0);
+    }
+  });
+
   it('reductions split over kept outputs only: rows, columns, per-channel, max', () => {
     for (const dtype of DTYPES) {
       for (const op of ['sum', 'max']) {

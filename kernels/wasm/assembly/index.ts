@@ -7,11 +7,11 @@ import { reduce, reduceInto } from './reduce';
 import { gemm, gemmSerial, matmulBatched, matmulRange, setVirtualB, setPackBuffers, PACK_BYTES } from './matmul';
 import { conv2d, conv2dGradInput, conv2dGradFilter, directRange, setWT, winogradPhase } from './conv';
 import { setIdx } from './common';
-import { JOB_SHAPE, JOB_STRIDES, J_BINARY, J_DIRECT, J_GEMM, J_MATMUL, J_REDUCE, J_UNARY, J_WINO, jobArg, slot } from './parallel';
+import { JOB_SHAPE, JOB_STRIDES, J_BINARY, J_DIRECT, J_GEMM, J_MATMUL, J_REDUCE, J_UNARY, J_WINO, J_POOL, J_COPY, jobArg, slot } from './parallel';
 
 export { setThreads } from './parallel';
-import { maxPool2d, maxPool2dGrad, maxPool2dSelect, avgPool2d, avgPool2dGrad } from './pool';
-import { copyStrided, gather, scatterAdd } from './copy';
+import { maxPool2d, maxPool2dGrad, maxPool2dSelect, maxPoolRange, avgPool2d, avgPool2dGrad } from './pool';
+import { copyStrided, copyStridedSerial, gather, scatterAdd } from './copy';
 
 export function alloc(bytes: usize): usize {
   return heap.alloc(bytes);
@@ -91,6 +91,17 @@ export function runSlot(t: i32): void {
     const op = <i32>jobArg(s, 2), rank = <i32>jobArg(s, 3), os = jobArg(s, 4), x = jobArg(s, 5), y = jobArg(s, 6);
     if (dbl) reduceInto<f64>(op, rank, s + JOB_SHAPE, os, s + JOB_STRIDES, x, y);
     else reduceInto<f32>(op, rank, s + JOB_SHAPE, os, s + JOB_STRIDES, x, y);
+  } else if (kind == J_POOL) {
+    const pass = <i32>jobArg(s, 2), lo = <i32>jobArg(s, 3), hi = <i32>jobArg(s, 4);
+    const x = jobArg(s, 5), a = jobArg(s, 6), y = jobArg(s, 7), idx = jobArg(s, 8);
+    const H = <i32>jobArg(s, 9), W = <i32>jobArg(s, 10), OH = <i32>jobArg(s, 11), OW = <i32>jobArg(s, 12);
+    const ht = jobArg(s, 13), wt = jobArg(s, 14), halving = jobArg(s, 15) != 0;
+    if (dbl) maxPoolRange<f64>(pass, lo, hi, x, a, y, idx, H, W, OH, OW, ht, wt, halving);
+    else maxPoolRange<f32>(pass, lo, hi, x, a, y, idx, H, W, OH, OW, ht, wt, halving);
+  } else if (kind == J_COPY) {
+    const rank = <i32>jobArg(s, 2), ds = jobArg(s, 3), ss = jobArg(s, 4), dst = jobArg(s, 5), src = jobArg(s, 6);
+    if (dbl) copyStridedSerial<u64>(rank, s + JOB_SHAPE, ds, ss, dst, src);
+    else copyStridedSerial<u32>(rank, s + JOB_SHAPE, ds, ss, dst, src);
   } else if (kind != 0) {
     unreachable();
   }

@@ -28,6 +28,8 @@ export const J_REDUCE = 4;
 export const J_WINO = 5;
 export const J_DIRECT = 6;
 export const J_MATMUL = 7;
+export const J_POOL = 8;
+export const J_COPY = 9;
 
 // @ts-ignore: decorator
 @external("env", "parallelFor")

@@ -7,6 +7,7 @@
 // xs[undefined] there). Averages divide by the full kh*kw, accumulating in f64.
 
 import { at, lanes } from './common';
+import { J_POOL, jobsFor, partLo, runJobs, setArg, ways } from './parallel';
 
 /** bounds[2i], bounds[2i+1] = clipped [start, end) of window i along one axis. */
 function windowBounds(n: i32, size: i32, k: i32, s: i32, p: i32): usize {
@@ -114,55 +115,82 @@ function argmaxAll<T>(x: usize, idx: usize, NC: i32, H: i32, W: i32, OH: i32, OW
   }
 }
 
-function argmaxIndices<T>(x: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
-  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): usize {
-  const n = <usize>NC * <usize>OH * <usize>OW;
-  const idx = heap.alloc(max<usize>(n, 1) << 2);
+// Max-pool passes over the argmax indices: forward y = x[argmax], gradient dx[argmax] += dy, and
+// select y = gx[argmax]. Planes are independent, so a large call is split over planes (threaded
+// build): each job finds the argmaxes of its planes and runs the pass on them, bit-identically.
+const POOL_FORWARD = 0, POOL_GRAD = 1, POOL_SELECT = 2;
+/** Input elements from which a max-pool call is split across threads (~20 µs of work). */
+const POOL_PAR_MIN: f64 = <f64>(1 << 16);
+
+/**
+ * The pass over planes [lo, hi): x [NC, H, W] input, a the pass's other operand (dy or gx), y its
+ * output (y or dx), idx the NC*OH*OW index scratch, ht / wt the window tables.
+ */
+export function maxPoolRange<T>(pass: i32, lo: i32, hi: i32, x: usize, a: usize, y: usize, idx: usize,
+  H: i32, W: i32, OH: i32, OW: i32, ht: usize, wt: usize, halving: bool): void {
+  const inPlane = <usize>H * <usize>W, outPlane = <usize>OH * <usize>OW;
+  const xs = at<T>(x, <usize>lo * inPlane), is = idx + ((<usize>lo * outPlane) << 2);
+  const n = <usize>(hi - lo) * outPlane;
+  argmaxAll<T>(xs, is, hi - lo, H, W, OH, OW, ht, wt, halving);
+  if (pass == POOL_GRAD) {
+    // Indices are relative to the range's first plane, as are its dy and dx.
+    const dys = at<T>(a, <usize>lo * outPlane), dxs = at<T>(y, <usize>lo * inPlane);
+    memory.fill(dxs, 0, <usize>(hi - lo) * inPlane * sizeof<T>());
+    for (let o: usize = 0; o < n; o++) {
+      const t = load<i32>(is + (o << 2));
+      if (t >= 0) {
+        const p = at<T>(dxs, <usize>t);
+        store<T>(p, load<T>(p) + load<T>(at<T>(dys, o)));
+      }
+    }
+    return;
+  }
+  // Forward reads x, select reads gx (same shape as x).
+  const src = pass == POOL_FORWARD ? xs : at<T>(a, <usize>lo * inPlane), ys = at<T>(y, <usize>lo * outPlane);
+  for (let o: usize = 0; o < n; o++) {
+    const t = load<i32>(is + (o << 2));
+    store<T>(at<T>(ys, o), t < 0 ? <T>NaN : load<T>(at<T>(src, <usize>t)));
+  }
+}
+
+function maxPoolPass<T>(pass: i32, x: usize, a: usize, y: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
+  kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): void {
+  const idx = heap.alloc(max<usize>(<usize>NC * <usize>OH * <usize>OW, 1) << 2);
   const ht = windowBounds(OH, H, kh, sh, ph), wt = windowBounds(OW, W, kw, sw, pw);
   const halving = kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0;
-  argmaxAll<T>(x, idx, NC, H, W, OH, OW, ht, wt, halving);
+  const parts = jobsFor(ways(<f64>NC * <f64>H * <f64>W, POOL_PAR_MIN), NC);
+  if (parts > 1) {
+    for (let t = 0; t < parts; t++) {
+      setArg(t, 0, J_POOL); setArg(t, 1, sizeof<T>()); setArg(t, 2, pass);
+      setArg(t, 3, partLo(NC, parts, t)); setArg(t, 4, partLo(NC, parts, t + 1));
+      setArg(t, 5, x); setArg(t, 6, a); setArg(t, 7, y); setArg(t, 8, idx);
+      setArg(t, 9, H); setArg(t, 10, W); setArg(t, 11, OH); setArg(t, 12, OW);
+      setArg(t, 13, ht); setArg(t, 14, wt); setArg(t, 15, halving ? 1 : 0);
+    }
+    runJobs(parts);
+  } else {
+    maxPoolRange<T>(pass, 0, NC, x, a, y, idx, H, W, OH, OW, ht, wt, halving);
+  }
   heap.free(ht);
   heap.free(wt);
-  return idx;
+  heap.free(idx);
 }
 
 export function maxPool2d<T>(x: usize, y: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): void {
-  const idx = argmaxIndices<T>(x, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw);
-  const n = <usize>NC * <usize>OH * <usize>OW;
-  for (let o: usize = 0; o < n; o++) {
-    const t = load<i32>(idx + (o << 2));
-    store<T>(at<T>(y, o), t < 0 ? <T>NaN : load<T>(at<T>(x, <usize>t)));
-  }
-  heap.free(idx);
+  maxPoolPass<T>(POOL_FORWARD, x, 0, y, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw);
 }
 
 /** dx (zero-filled here) gets dy routed to each window's argmax. */
 export function maxPool2dGrad<T>(x: usize, dy: usize, dx: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): void {
-  memory.fill(dx, 0, <usize>NC * <usize>H * <usize>W * sizeof<T>());
-  const idx = argmaxIndices<T>(x, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw);
-  const n = <usize>NC * <usize>OH * <usize>OW;
-  for (let o: usize = 0; o < n; o++) {
-    const t = load<i32>(idx + (o << 2));
-    if (t >= 0) {
-      const p = at<T>(dx, <usize>t);
-      store<T>(p, load<T>(p) + load<T>(at<T>(dy, o)));
-    }
-  }
-  heap.free(idx);
+  maxPoolPass<T>(POOL_GRAD, x, dy, dx, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw);
 }
 
 /** y[window] = gx[argmax of x over the window] (the forward-mode counterpart of maxPool2dGrad). */
 export function maxPool2dSelect<T>(x: usize, gx: usize, y: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): void {
-  const idx = argmaxIndices<T>(x, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw);
-  const n = <usize>NC * <usize>OH * <usize>OW;
-  for (let o: usize = 0; o < n; o++) {
-    const t = load<i32>(idx + (o << 2));
-    store<T>(at<T>(y, o), t < 0 ? <T>NaN : load<T>(at<T>(gx, <usize>t)));
-  }
-  heap.free(idx);
+  maxPoolPass<T>(POOL_SELECT, x, gx, y, NC, H, W, OH, OW, kh, kw, sh, sw, ph, pw);
 }
 
 function avgAll<T>(x: usize, y: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32, ht: usize, wt: usize, inv: f64): void {
