@@ -74,10 +74,12 @@ function main() {
     const trainWays = c.trainWays && c.trainWays !== c.ways ? `, trained ${c.trainWays}-way` : '';
     const gradientBased = ['maml', 'fomaml', 'metasgd', 'lslr', 'mamlpp', 'anil', 'reptile'].includes(c.algorithm);
     const budget = c.algorithm === 'siamese' ? `${c.iterations} batches of ${c.pairs ?? '?'} pairs`
-      : gradientBased ? `${c.iterations} x ${c.metaBatch} tasks, inner lr ${c.innerLr} x ${c.innerSteps} step(s), ${c.testSteps} at test`
+      : gradientBased ? `${c.iterations} x ${c.metaBatch} tasks, inner lr ${c.innerLr} x ${c.innerSteps} step(s)${c.innerBatch ? ` of ${c.innerBatch} examples` : ''}, ${c.testSteps} at test`
         : `${c.iterations} episodes`;
-    // Reports from before Reptile trained on support and query together (commit fd5f044).
-    const note = c.algorithm === 'reptile' && !c.reptileInnerData ? '; inner loop on the support set only (older code)' : '';
+    // Reports from before Reptile trained on support and query together (commit fd5f044), and
+    // Matching reports from before the learned scale on the cosines.
+    const note = c.algorithm === 'reptile' && !c.reptileInnerData ? '; inner loop on the support set only (older code)'
+      : c.algorithm === 'matching' ? (c.cosineScale ? `; learned scale on the cosines, from ${c.cosineScale}` : '; plain cosines, no scale (older code)') : '';
     const lake = r.lake_runs ? `; Lake's 20 runs: ${pct(r.lake_runs.trials ?? r.lake_runs.accuracy)}` : '';
     // A report from before its command gained --test-ways ran without it: show what it ran.
     const args = (cmds[name] ?? '(not in bench/omniglot-repro.sh)').replace(/\$DATA/g, '../shared/data/omniglot').replace(c.testWays ? /^$/ : / --test-ways [\d,]+/, '');

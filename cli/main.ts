@@ -75,6 +75,7 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
                      (all_runs.zip): accuracy over the 400 trials (siamese) or the 20 runs
   --seed S           seed for initialisation and task sampling (default 0)
   --backend NAME     wasm (default) or ref (float64 reference loops, slow)
+  --threads N        wasm: run large kernels on N threads (default 1; results are bit-identical)
   --out DIR          output folder (default runs/<dataset>-<algorithm>)
   --help             this text
 `;
@@ -87,7 +88,7 @@ const args = parseArgs({
     'test-steps': { type: 'string' }, 'meta-lr': { type: 'string' }, 'eval-tasks': { type: 'string' }, 'checkpoint-every': { type: 'string' },
     'eval-every': { type: 'string' }, pairs: { type: 'string' }, 'lake-runs': { type: 'string' },
     'train-ways': { type: 'string' }, 'test-ways': { type: 'string' }, fce: { type: 'boolean' }, 'processing-steps': { type: 'string' },
-    'cosine-scale': { type: 'string' }, 'inner-batch': { type: 'string' },
+    'cosine-scale': { type: 'string' }, 'inner-batch': { type: 'string' }, threads: { type: 'string' },
     seed: { type: 'string' }, backend: { type: 'string', default: 'wasm' }, out: { type: 'string' }, help: { type: 'boolean' },
   },
 }).values;
@@ -141,7 +142,10 @@ async function main() {
   if (args['inner-batch'] !== undefined && (!Number.isInteger(cfg.innerBatch) || cfg.innerBatch! < 1)) fail(`--inner-batch must be a whole number >= 1, got ${cfg.innerBatch}`);
   const out = args.out ?? join('runs', `${dataset}-${algorithm}`);
   mkdirSync(out, { recursive: true });
-  await init({ backend: args.backend as 'wasm' | 'ref' });
+  const threads = num('threads', 1);
+  if (!Number.isInteger(threads) || threads < 1) fail(`--threads must be a whole number >= 1, got '${args.threads}'`);
+  if (threads > 1 && args.backend !== 'wasm') fail('--threads is for --backend wasm');
+  await init({ backend: args.backend as 'wasm' | 'ref', threads });
   console.log(`metagrad: ${algorithm} on ${dataset}, backend ${args.backend}; ${JSON.stringify(cfg)}`);
 
   const rng = new Random(cfg.seed);

@@ -45,6 +45,19 @@ describe('CLI', () => {
     expect(readFileSync(join(out, 'adaptation.svg'), 'utf8')).toMatch(/^<svg[^]*ground truth[^]*<\/svg>\s*$/);
   }, 120_000);
 
+  it('reptile with --inner-batch records it; --threads 2 gives the same numbers as 1 thread', () => {
+    const run = (threads: string) => {
+      const out = mkdtempSync(join(tmpdir(), 'metagrad-cli-reptile-'));
+      const r = cli('--algorithm', 'reptile', '--iterations', '20', '--inner-steps', '3', '--inner-batch', '4', '--eval-tasks', '10', '--threads', threads, '--out', out);
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    };
+    const one = run('1'), two = run('2');
+    expect(one.config).toMatchObject({ algorithm: 'reptile', innerBatch: 4, reptileInnerData: 'support+query' });
+    expect(two.eval_10_steps).toEqual(one.eval_10_steps);
+    expect(two.curve.map((p: any) => p.loss)).toEqual(one.curve.map((p: any) => p.loss));
+  }, 120_000);
+
   it('rejects unknown algorithms, non-numbers and flags that do not fit the learner, with exit code 2', () => {
     const bad: [string[], RegExp][] = [
       [['--algorithm', 'nope'], /unknown --algorithm 'nope' \(one of maml, fomaml/],
@@ -52,6 +65,12 @@ describe('CLI', () => {
       [['--algorithm', 'maml', '--test-ways', '20', '--dataset', 'omniglot'], /--test-ways is for protonet, matching, relation and siamese/],
       [['--algorithm', 'protonet', '--test-ways', '1,x'], /--test-ways takes a comma-separated list of class counts >= 2, got '1,x'/],
       [['--dataset', 'omniglot'], /--dataset omniglot needs --data DIR/],
+      [['--inner-batch', '10'], /--inner-batch is for --algorithm reptile/],
+      [['--algorithm', 'reptile', '--inner-batch', '0'], /--inner-batch must be a whole number >= 1, got 0/],
+      [['--algorithm', 'protonet', '--cosine-scale', '5'], /--fce, --processing-steps and --cosine-scale are for --algorithm matching/],
+      [['--algorithm', 'matching', '--cosine-scale=-1'], /--cosine-scale must be >= 0, got -1/],
+      [['--threads', '0'], /--threads must be a whole number >= 1, got '0'/],
+      [['--threads', '2', '--backend', 'ref'], /--threads is for --backend wasm/],
     ];
     for (const [args, msg] of bad) {
       const r = cli(...args);
