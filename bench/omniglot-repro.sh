@@ -12,7 +12,7 @@ DATA=${1:-../shared/data/omniglot}
 shift || true
 
 # name | arguments (Vinyals split unless the run says otherwise; gradient-based learners are evaluated
-# after 3 inner steps, Reptile after 10; 600 test tasks). Reptile's inner steps take mini-batches of
+# after 3 inner steps, Reptile after 10; 600 test tasks; 15 queries per class, 5 at 20 ways). Reptile's inner steps take mini-batches of
 # the task's support and query examples, as Nichol et al.'s Omniglot runs do (inner batch 10 for
 # 5 ways with 5 steps, 20 for 20 ways with 10 steps).
 RUNS=(
@@ -25,9 +25,9 @@ RUNS=(
   "fomaml-5w5s|--algorithm fomaml --ways 5 --shots 5 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
   "metasgd-5w5s|--algorithm metasgd --ways 5 --shots 5 --meta-batch 8 --iterations 600 --inner-lr 0.1 --eval-every 100"
   "reptile-5w5s|--algorithm reptile --ways 5 --shots 5 --meta-batch 5 --iterations 1500 --inner-lr 0.1 --inner-steps 5 --inner-batch 10 --test-steps 10 --eval-every 250"
-  "maml-20w1s|--algorithm maml --ways 20 --shots 1 --meta-batch 4 --iterations 400 --inner-lr 0.1 --eval-every 100"
-  "fomaml-20w1s|--algorithm fomaml --ways 20 --shots 1 --meta-batch 4 --iterations 400 --inner-lr 0.1 --eval-every 100"
-  "metasgd-20w1s|--algorithm metasgd --ways 20 --shots 1 --meta-batch 4 --iterations 400 --inner-lr 0.1 --eval-every 100"
+  "maml-20w1s|--algorithm maml --ways 20 --shots 1 --queries 5 --meta-batch 4 --iterations 600 --inner-lr 0.1 --eval-every 100"
+  "fomaml-20w1s|--algorithm fomaml --ways 20 --shots 1 --queries 5 --meta-batch 4 --iterations 600 --inner-lr 0.1 --eval-every 100"
+  "metasgd-20w1s|--algorithm metasgd --ways 20 --shots 1 --queries 5 --meta-batch 4 --iterations 600 --inner-lr 0.1 --eval-every 100"
   "reptile-20w1s|--algorithm reptile --ways 20 --shots 1 --meta-batch 5 --iterations 600 --inner-lr 0.1 --inner-steps 10 --inner-batch 20 --test-steps 10 --eval-every 200"
   # Metric-based learners (issue #5): no head, so one model is also scored on 20-way tasks
   # (--test-ways 20), as Snell et al. do; 1-shot and 5-shot are trained separately.
