@@ -5,9 +5,9 @@
 import { unary, unarySerial, binary, binarySerial, where, castF32F64, castF64F32 } from './elementwise';
 import { reduce, reduceInto } from './reduce';
 import { gemm, gemmSerial, matmulBatched, matmulRange, setVirtualB, setPackBuffers, PACK_BYTES } from './matmul';
-import { conv2d, conv2dGradInput, conv2dGradFilter, directRange, setWT, winogradPhase } from './conv';
+import { conv2d, conv2dGradInput, conv2dGradFilter, directRange, setWT, winogradGradPhase, winogradPhase } from './conv';
 import { setIdx } from './common';
-import { JOB_SHAPE, JOB_STRIDES, J_BINARY, J_DIRECT, J_GEMM, J_MATMUL, J_REDUCE, J_UNARY, J_WINO, J_POOL, J_COPY, jobArg, slot } from './parallel';
+import { JOB_SHAPE, JOB_STRIDES, J_BINARY, J_DIRECT, J_GEMM, J_MATMUL, J_REDUCE, J_UNARY, J_WINO, J_WINO_DW, J_POOL, J_COPY, jobArg, slot } from './parallel';
 
 export { setThreads } from './parallel';
 import { maxPool2d, maxPool2dGrad, maxPool2dSelect, maxPoolRange, avgPool2d, avgPool2dGrad } from './pool';
@@ -91,6 +91,10 @@ export function runSlot(t: i32): void {
     const op = <i32>jobArg(s, 2), rank = <i32>jobArg(s, 3), os = jobArg(s, 4), x = jobArg(s, 5), y = jobArg(s, 6);
     if (dbl) reduceInto<f64>(op, rank, s + JOB_SHAPE, os, s + JOB_STRIDES, x, y);
     else reduceInto<f32>(op, rank, s + JOB_SHAPE, os, s + JOB_STRIDES, x, y);
+  } else if (kind == J_WINO_DW) {
+    winogradGradPhase(<i32>jobArg(s, 1), <i32>jobArg(s, 2), <i32>jobArg(s, 3), jobArg(s, 4), jobArg(s, 5), jobArg(s, 6),
+      jobArg(s, 7), jobArg(s, 8), jobArg(s, 9), <i32>jobArg(s, 10), <i32>jobArg(s, 11), <i32>jobArg(s, 12),
+      <i32>jobArg(s, 13), <i32>jobArg(s, 14), jobArg(s, 15) != 0);
   } else if (kind == J_POOL) {
     const pass = <i32>jobArg(s, 2), lo = <i32>jobArg(s, 3), hi = <i32>jobArg(s, 4);
     const x = jobArg(s, 5), a = jobArg(s, 6), y = jobArg(s, 7), idx = jobArg(s, 8);

@@ -30,6 +30,7 @@ export const J_DIRECT = 6;
 export const J_MATMUL = 7;
 export const J_POOL = 8;
 export const J_COPY = 9;
+export const J_WINO_DW = 10;
 
 // @ts-ignore: decorator
 @external("env", "parallelFor")
