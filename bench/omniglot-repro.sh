@@ -44,6 +44,8 @@ RUNS=(
   # Siamese networks (Koch et al. 2015): trained on images_background pairs, scored on 20-way 1-shot
   # tasks from images_evaluation (1 query per class) and on Lake et al.'s original 20 runs
   "siamese-20w1s-lake|--algorithm siamese --split background --ways 20 --shots 1 --queries 1 --pairs 64 --iterations 1400 --meta-lr 0.002 --lake-runs $DATA/all_runs.zip"
+  # the same with Koch et al.'s affine distortions of the training images, trained longer
+  "siamese-20w1s-lake-distort|--algorithm siamese --split background --ways 20 --shots 1 --queries 1 --pairs 64 --iterations 3000 --meta-lr 0.002 --distort --lake-runs $DATA/all_runs.zip"
 )
 
 npm run build --silent

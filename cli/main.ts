@@ -71,6 +71,8 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
                      test classes under another seed; default 0 = never)
   --checkpoint-every N   save a checkpoint every N iterations (default 500)
   --pairs N          siamese: pairs per training step, half same-class (default 128)
+  --distort          siamese: distort every training image with a random affine transform, as
+                     Koch et al. train (rotation, shear, scale, translation, each with p = 0.5)
   --lake-runs FILE   also score the 20 runs of Lake et al.'s 20-way one-shot benchmark in FILE
                      (all_runs.zip): accuracy over the 400 trials (siamese) or the 20 runs
   --seed S           seed for initialisation and task sampling (default 0)
@@ -88,7 +90,7 @@ const args = parseArgs({
     'test-steps': { type: 'string' }, 'meta-lr': { type: 'string' }, 'eval-tasks': { type: 'string' }, 'checkpoint-every': { type: 'string' },
     'eval-every': { type: 'string' }, pairs: { type: 'string' }, 'lake-runs': { type: 'string' },
     'train-ways': { type: 'string' }, 'test-ways': { type: 'string' }, fce: { type: 'boolean' }, 'processing-steps': { type: 'string' },
-    'cosine-scale': { type: 'string' }, 'inner-batch': { type: 'string' }, threads: { type: 'string' },
+    'cosine-scale': { type: 'string' }, 'inner-batch': { type: 'string' }, threads: { type: 'string' }, distort: { type: 'boolean' },
     seed: { type: 'string' }, backend: { type: 'string', default: 'wasm' }, out: { type: 'string' }, help: { type: 'boolean' },
   },
 }).values;
@@ -127,6 +129,7 @@ async function main() {
     // What Reptile's inner loop trains on in meta-training (recorded: it changed once).
     ...(algorithm === 'reptile' ? { reptileInnerData: 'support+query', innerBatch: num('inner-batch', 0) } : {}),
     ...(algorithm === 'matching' ? { cosineScale: num('cosine-scale', 10) } : {}),
+    ...(algorithm === 'siamese' ? { distort: !!args.distort } : {}),
     trainWays: num('train-ways', num('ways', 5)), fce: !!args.fce, processingSteps: num('processing-steps', 5),
     testWays: (args['test-ways'] ?? '').split(',').filter((w) => w.trim() !== '').map((w) => {
       const n = Number(w);
@@ -138,6 +141,7 @@ async function main() {
   if (cfg.testWays.length && !(METRIC.includes(algorithm) || algorithm === 'siamese')) fail(`--test-ways is for ${METRIC.join(', ')} and siamese (the ${algorithm} model's head has --ways outputs)`);
   if ((args.fce || args['processing-steps'] !== undefined || args['cosine-scale'] !== undefined) && algorithm !== 'matching') fail('--fce, --processing-steps and --cosine-scale are for --algorithm matching');
   if (args['inner-batch'] !== undefined && algorithm !== 'reptile') fail('--inner-batch is for --algorithm reptile');
+  if (args.distort && algorithm !== 'siamese') fail('--distort is for --algorithm siamese');
   if (cfg.cosineScale !== undefined && cfg.cosineScale < 0) fail(`--cosine-scale must be >= 0, got ${cfg.cosineScale}`);
   if (args['inner-batch'] !== undefined && (!Number.isInteger(cfg.innerBatch) || cfg.innerBatch! < 1)) fail(`--inner-batch must be a whole number >= 1, got ${cfg.innerBatch}`);
   const out = args.out ?? join('runs', `${dataset}-${algorithm}`);
@@ -220,7 +224,7 @@ async function main() {
     if (!trainClasses) fail('--algorithm siamese needs a classification dataset (--dataset omniglot)');
     treeLeaves(params).forEach((t) => t.dispose());
     const net = new SiameseNetwork({ embedding: conv4Embedding(rng), rng, optimizer: optim.adam({ lr: cfg.metaLr }) });
-    const pairs = new PairSampler(trainClasses, cfg.pairs, cfg.seed + 1);
+    const pairs = new PairSampler(trainClasses, cfg.pairs, cfg.seed + 1, { distort: !!args.distort });
     step = () => tidy(() => net.step(pairs.next()));
     evaluate = (tasks) => net.evaluate(tasks);
     learned = () => ({ ...net.params, batchNorm: net.embedding.state?.() });

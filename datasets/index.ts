@@ -13,5 +13,7 @@ export { ZipArchive } from './zip.js';
 export { loadLakeRuns } from './lake-runs.js';
 export type { LakeRun, LakeRunsOptions } from './lake-runs.js';
 export { PairSampler } from './pairs.js';
-export type { PairBatch } from './pairs.js';
+export type { PairBatch, PairSamplerOptions } from './pairs.js';
+export { drawAffine, applyAffine } from './augment.js';
+export type { Affine, AffineDistortionOptions } from './augment.js';
 export { decodePng, resizeArea } from './png.js';

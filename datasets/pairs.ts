@@ -1,13 +1,16 @@
 // Verification pairs for Siamese networks (Koch et al. 2015): two images and whether they show the
 // same class. Exactly half of every batch are same-class pairs (even rows) and half different-class
 // pairs (odd rows), so the two kinds stay balanced batch by batch; everything else is drawn from a
-// seeded stream, so a seed fixes the whole sequence of batches.
+// seeded stream, so a seed fixes the whole sequence of batches. With `distort`, each image of a
+// pair gets its own random affine distortion (Koch et al.'s training augmentation, augment.ts),
+// from a second stream, so the pairs drawn are the same with and without it.
 
 import type { DType } from '../kernels/backend.js';
 import { Random } from '../engine/random.js';
 import { tensor } from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { ClassDataset } from './sampler.js';
+import { AffineDistortionOptions, applyAffine, drawAffine } from './augment.js';
 
 export interface PairBatch {
   /** [batch, ...imageShape] each. */
@@ -22,17 +25,27 @@ export interface PairBatch {
   example2: Int32Array;
 }
 
+export interface PairSamplerOptions {
+  /** Distort every image with a random affine transform (true: Koch et al.'s ranges). */
+  distort?: boolean | AffineDistortionOptions;
+}
+
 export class PairSampler {
   private readonly rng: Random;
+  private readonly distortRng: Random;
+  private readonly distort: AffineDistortionOptions | null;
 
   /** Draws pairs from `data` only (give it the training split); `batchSize` must be even. */
-  constructor(readonly data: ClassDataset, readonly batchSize: number, seed = 0) {
+  constructor(readonly data: ClassDataset, readonly batchSize: number, seed = 0, o: PairSamplerOptions = {}) {
     if (!Number.isInteger(batchSize) || batchSize < 2 || batchSize % 2) throw new Error(`PairSampler: batch size must be an even number >= 2, got ${batchSize}`);
     if (data.numClasses < 2) throw new Error(`PairSampler: need at least 2 classes for different-class pairs, the dataset has ${data.numClasses}`);
     for (let c = 0; c < data.numClasses; c++) {
       if (data.examplesOf(c) < 2) throw new Error(`PairSampler: class ${data.className(c)} has ${data.examplesOf(c)} example(s), fewer than the 2 a same-class pair needs`);
     }
     this.rng = new Random(seed);
+    this.distortRng = new Random(seed + 7_919);
+    this.distort = o.distort ? (o.distort === true ? {} : o.distort) : null;
+    if (this.distort && data.imageShape.length !== 3) throw new Error(`PairSampler: distort needs images [channels, height, width], got [${data.imageShape}]`);
   }
 
   next(dtype: DType = 'float32'): PairBatch {
@@ -52,6 +65,13 @@ export class PairSampler {
       }
       this.data.writeImage(c1, e1, a, i * per);
       this.data.writeImage(c2, e2, b, i * per);
+      if (this.distort) {
+        const [C, H, W] = this.data.imageShape;
+        for (const img of [a, b]) {
+          const orig = img.slice(i * per, (i + 1) * per);
+          applyAffine(drawAffine(this.distortRng, H, W, this.distort), orig, 0, img, i * per, H, W, C);
+        }
+      }
       class1[i] = c1; class2[i] = c2; example1[i] = e1; example2[i] = e2;
     }
     const shape = [n, ...this.data.imageShape];

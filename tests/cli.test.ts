@@ -70,6 +70,7 @@ describe('CLI', () => {
       [['--algorithm', 'protonet', '--cosine-scale', '5'], /--fce, --processing-steps and --cosine-scale are for --algorithm matching/],
       [['--algorithm', 'matching', '--cosine-scale=-1'], /--cosine-scale must be >= 0, got -1/],
       [['--threads', '0'], /--threads must be a whole number >= 1, got '0'/],
+      [['--distort'], /--distort is for --algorithm siamese/],
       [['--threads', '2', '--backend', 'ref'], /--threads is for --backend wasm/],
     ];
     for (const [args, msg] of bad) {

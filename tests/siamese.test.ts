@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as mg from '../index.js';
 import { Tensor } from '../index.js';
 import { SiameseNetwork, conv4Embedding, SiameseEmbedding, Task } from '../algorithms/index.js';
-import { EpisodeSampler, Omniglot, PairSampler, ZipArchive, episodeTensors, loadLakeRuns, ClassDataset } from '../datasets/index.js';
+import { EpisodeSampler, Omniglot, PairSampler, ZipArchive, episodeTensors, loadLakeRuns, ClassDataset, applyAffine, drawAffine } from '../datasets/index.js';
 import { activate } from './support/backends.js';
 
 const ROOT = new URL('../../shared/data/omniglot', import.meta.url).pathname;
@@ -155,6 +155,73 @@ describe('PairSampler', () => {
     expect(() => new PairSampler(labelledDataset(4, 2), 7)).toThrow(/even/);
     expect(() => new PairSampler(labelledDataset(1, 5), 8)).toThrow(/at least 2 classes/);
     expect(() => new PairSampler(labelledDataset(4, 1), 8)).toThrow(/class0 has 1 example/);
+  });
+});
+
+describe('affine distortions (Koch et al.)', () => {
+  const H = 9, W = 9;
+  const dot = (y: number, x: number) => { const img = new Float32Array(H * W); img[y * W + x] = 1; return img; };
+  const where = (img: Float32Array) => { let sy = 0, sx = 0, m = 0; img.forEach((v, i) => { sy += v * Math.floor(i / W); sx += v * (i % W); m += v; }); return [sy / m, sx / m, m]; };
+
+  it('the identity and pure translations move pixels exactly; a rotation by 90 degrees turns the image', () => {
+    const src = dot(2, 6), out = new Float32Array(H * W);
+    applyAffine({ a: [1, 0, 0, 1], tx: 0, ty: 0 }, src, 0, out, 0, H, W);
+    expect(Array.from(out)).toEqual(Array.from(src));
+    applyAffine({ a: [1, 0, 0, 1], tx: 1, ty: -2 }, src, 0, out, 0, H, W);
+    expect(Array.from(out)).toEqual(Array.from(dot(0, 7)));
+    // p = A^-1 (q - c) + c: the output at q = A (p - c) + c; A = [0 -1; 1 0] maps (x, y) = (6, 2)
+    // about the centre (4, 4) to (4 + 2, 4 + 2) = (6, 6).
+    applyAffine({ a: [0, -1, 1, 0], tx: 0, ty: 0 }, src, 0, out, 0, H, W);
+    expect(Array.from(out)).toEqual(Array.from(dot(6, 6)));
+    // Half a pixel: bilinear weights split the dot over two columns.
+    applyAffine({ a: [1, 0, 0, 1], tx: 0.5, ty: 0 }, src, 0, out, 0, H, W);
+    expect([out[2 * W + 6], out[2 * W + 7]]).toEqual([0.5, 0.5]);
+    expect(() => applyAffine({ a: [1, 2, 2, 4], tx: 0, ty: 0 }, src, 0, out, 0, H, W)).toThrow(/singular/);
+  });
+
+  it('drawn transforms stay in Koch et al.\'s ranges, each component present about half the time; p = 0 is the identity', () => {
+    const rng = new mg.Random(3);
+    let translated = 0;
+    for (let i = 0; i < 400; i++) {
+      const t = drawAffine(rng, 105, 105);
+      expect(Math.abs(t.tx)).toBeLessThanOrEqual(2);
+      expect(Math.abs(t.ty)).toBeLessThanOrEqual(2);
+      const det = t.a[0] * t.a[3] - t.a[1] * t.a[2];
+      expect(det).toBeGreaterThan(0.8 * 0.8 * (1 - 0.3 * 0.3) - 1e-9);
+      expect(det).toBeLessThan(1.2 * 1.2 * (1 + 0.3 * 0.3));
+      if (t.tx !== 0) translated++;
+    }
+    expect(translated).toBeGreaterThan(150);
+    expect(translated).toBeLessThan(250);
+    expect(drawAffine(new mg.Random(1), 28, 28, { p: 0 })).toEqual({ a: [1, 0, 0, 1], tx: 0, ty: 0 });
+  });
+
+  it('PairSampler with distort: the same pairs as without, each image distorted, ink kept in range', async () => {
+    await activate('wasm');
+    const blob: ClassDataset = {
+      numClasses: 6, imageShape: [1, H, W], examplesOf: () => 4, className: (c) => `c${c}`,
+      writeImage: (c, i, out, offset) => { out.fill(0, offset, offset + H * W); for (let y = 3; y < 6; y++) for (let x = 3; x < 6; x++) out[offset + y * W + x] = (c + i + 1) / 10; },
+    };
+    const plain = new PairSampler(blob, 32, 4), bent = new PairSampler(blob, 32, 4, { distort: true });
+    await mg.tidy(async () => {
+      const a = plain.next(), b = bent.next();
+      expect([...b.class1, ...b.class2, ...b.example1, ...b.example2]).toEqual([...a.class1, ...a.class2, ...a.example1, ...a.example2]);
+      const x = await a.x1.data(), y = await b.x1.data();
+      let changed = 0;
+      for (let i = 0; i < 32; i++) {
+        const img = y.slice(i * H * W, (i + 1) * H * W) as Float32Array;
+        if (img.some((v, k) => Math.abs(v - x[i * H * W + k]) > 1e-6)) changed++;
+        expect(Math.max(...img)).toBeLessThanOrEqual(Math.max(...x.slice(i * H * W, (i + 1) * H * W)) + 1e-6);
+        expect(Math.min(...img)).toBeGreaterThanOrEqual(0);
+        // The blob stays near the centre: translations are at most 2/105 of the side.
+        const [cy, cx] = where(img);
+        expect(Math.abs(cy - 4)).toBeLessThan(1.5);
+        expect(Math.abs(cx - 4)).toBeLessThan(1.5);
+      }
+      // With 7 components each on with p = 0.5, an image is left as it is with probability 1/128.
+      expect(changed).toBeGreaterThan(28);
+    });
+    expect(() => new PairSampler({ ...labelledDataset(4, 2), imageShape: [2] }, 8, 0, { distort: true })).toThrow(/distort needs images \[channels, height, width\]/);
   });
 });
 
