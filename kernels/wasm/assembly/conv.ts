@@ -432,6 +432,22 @@ export function setWT(p: usize): void {
 // @ts-ignore: decorator
 @inline function winoTWq(OW: i32): i32 { return (winoTW(OW) + 3) & ~3; }
 
+// @ts-ignore: decorator
+@inline function winoTiles(OH: i32, OW: i32): usize { return <usize>((OH + 1) >> 1) * <usize>winoTW(OW); }
+
+/** The zeroed padded-input planes of a Winograd call (C planes of (2 TH + 2) x (2 TWq + 4), see winogradInput). */
+function winoPadded(C: i32, OH: i32, OW: i32): usize {
+  const bytes = (<usize>C * <usize>(2 * ((OH + 1) >> 1) + 2) * <usize>(2 * winoTWq(OW) + 4)) << 2;
+  const xp = heap.alloc(bytes);
+  memory.fill(xp, 0, bytes);
+  return xp;
+}
+
+/** Images per group of a Winograd call: the 16 transformed rows of its C inputs and O outputs within WINO_BUDGET. */
+function winoGroup(N: i32, C: i32, O: i32, OH: i32, OW: i32): i32 {
+  return <i32>max<usize>(1, min<usize>(<usize>N, WINO_BUDGET / (16 * winoTiles(OH, OW) * <usize>(C + O) * 4 + 1)));
+}
+
 /** Phase 1, channels [c0, c1) of gn images from x: pad each into xp, transform into V. */
 function winogradInput(x: usize, xp: usize, V: usize, ldv: usize, gn: i32, c0: i32, c1: i32, C: i32, H: i32, W: i32,
   OH: i32, OW: i32, ph: i32, pw: i32): void {
@@ -522,13 +538,9 @@ export function winogradPhase(phase: i32, lo: i32, hi: i32, x: usize, xp: usize,
 
 function winogradConv2d(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W: i32, O: i32, OH: i32, OW: i32,
   ph: i32, pw: i32): void {
-  const TH = (OH + 1) >> 1, TW = winoTW(OW), TWq = winoTWq(OW);
-  const tilesImg = <usize>TH * <usize>TW;
-  const Hp = 2 * TH + 2, Wp = 2 * TWq + 4;
-  const plane = <usize>Hp * <usize>Wp;
-  const xp = heap.alloc(<usize>C * plane << 2);
-  memory.fill(xp, 0, <usize>C * plane << 2);
-  const g = <i32>max<usize>(1, min<usize>(<usize>N, WINO_BUDGET / (16 * tilesImg * <usize>(C + O) * 4 + 1)));
+  const TWq = winoTWq(OW), tilesImg = winoTiles(OH, OW);
+  const xp = winoPadded(C, OH, OW);
+  const g = winoGroup(N, C, O, OH, OW);
   const T = <usize>g * tilesImg;
   const ldv = T + 4; // row length of V_e and M_e, in elements
   const V = heap.alloc((16 * <usize>C * ldv) << 2);
@@ -634,13 +646,9 @@ export function winogradGradPhase(phase: i32, lo: i32, hi: i32, dy: usize, Z: us
 
 function winogradConv2dGradFilter(x: usize, dy: usize, dw_: usize, N: i32, C: i32, H: i32, W: i32, O: i32, OH: i32,
   OW: i32, ph: i32, pw: i32): void {
-  const TH = (OH + 1) >> 1, TW = winoTW(OW), TWq = winoTWq(OW);
-  const tilesImg = <usize>TH * <usize>TW;
-  const Hp = 2 * TH + 2, Wp = 2 * TWq + 4;
-  const plane = <usize>Hp * <usize>Wp;
-  const xp = heap.alloc(<usize>C * plane << 2);
-  memory.fill(xp, 0, <usize>C * plane << 2);
-  const g = <i32>max<usize>(1, min<usize>(<usize>N, WINO_BUDGET / (16 * tilesImg * <usize>(C + O) * 4 + 1)));
+  const TH = (OH + 1) >> 1, TWq = winoTWq(OW), tilesImg = winoTiles(OH, OW);
+  const xp = winoPadded(C, OH, OW);
+  const g = winoGroup(N, C, O, OH, OW);
   const T = <usize>g * tilesImg;
   const ldv = T + 4;
   const V = heap.alloc((16 * <usize>C * ldv) << 2);
