@@ -197,7 +197,7 @@ function main() {
   ];
   out.push('## Where we are slower', '');
   out.push(slower.length ? slower.map((s) => `- ${s}`).join('\n') : 'Nowhere in this run.', '');
-  out.push('', 'Threads are in each row. Our WASM backend runs on one thread unless `init({ threads: n })` asks for more (Node, opt-in; `kernels/wasm/THREADING.md`); the kernel table is single-threaded for every engine. The Omniglot MAML step is a per-task loop of small convolutions (5 support and 75 query images), mostly below the size at which our kernels split across threads; what would close its gap: batching a meta-batch\'s tasks into single convolution calls (as the sine step does with `vectorized`), so that threads get large calls, and cheaper small kernels.', '');
+  out.push('', 'Threads are in each row. Our WASM backend runs on one thread unless `init({ threads: n })` asks for more (Node, opt-in; `kernels/wasm/THREADING.md`); the kernel table is single-threaded for every engine. The Omniglot MAML step is a per-task loop of convolutions over 5 support and 75 query images; its calls are split across threads, but the small ones gain little from a second thread (`kernels/wasm/THREADING.md`); what would close its gap: batching a meta-batch\'s tasks into single convolution calls (as the sine step does with `vectorized`), so that threads get larger calls, and cheaper small kernels.', '');
   writeAtomic(path.join(ROOT, 'bench/REPORT.md'), out.join('\n'));
   console.log('wrote bench/REPORT.md');
 }
