@@ -536,6 +536,29 @@ export function winogradPhase(phase: i32, lo: i32, hi: i32, x: usize, xp: usize,
   else winogradOutput(M, y, rowBuf, ldv, gn, lo, hi, O, OH, OW);
 }
 
+/**
+ * Runs phase `phase` of a Winograd call over all its channels (0: C inputs, 1: the 16 GEMMs, 2: O
+ * outputs) as jobs when `threads` > 1, else inline; job t gets rowBuf + t * rowBytes.
+ */
+function winogradPhaseJobs(threads: i32, phase: i32, x: usize, xp: usize, V: usize, M: usize, U: usize, y: usize,
+  rowBuf: usize, rowBytes: usize, ldv: usize, gn: i32, C: i32, H: i32, W: i32, O: i32, OH: i32, OW: i32, ph: i32, pw: i32): void {
+  const count = phase == 0 ? C : phase == 1 ? 16 : O;
+  // The 16 GEMMs are 16 jobs (each packs only its own operands).
+  const parts = threads <= 1 ? 1 : phase == 1 ? 16 : jobsFor(threads, count);
+  if (parts <= 1) {
+    winogradPhase(phase, 0, count, x, xp, V, M, U, y, rowBuf, ldv, gn, C, H, W, O, OH, OW, ph, pw);
+    return;
+  }
+  for (let t = 0; t < parts; t++) {
+    setArg(t, 0, J_WINO); setArg(t, 1, phase); setArg(t, 2, partLo(count, parts, t)); setArg(t, 3, partLo(count, parts, t + 1));
+    setArg(t, 4, x); setArg(t, 5, xp); setArg(t, 6, V); setArg(t, 7, M); setArg(t, 8, U); setArg(t, 9, y);
+    setArg(t, 10, rowBuf + <usize>t * rowBytes); setArg(t, 11, ldv); setArg(t, 12, gn); setArg(t, 13, C);
+    setArg(t, 14, H); setArg(t, 15, W); setArg(t, 16, O); setArg(t, 17, OH); setArg(t, 18, OW); setArg(t, 19, ph);
+    setArg(t, 20, pw);
+  }
+  runJobs(parts);
+}
+
 function winogradConv2d(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W: i32, O: i32, OH: i32, OW: i32,
   ph: i32, pw: i32): void {
   const TWq = winoTWq(OW), tilesImg = winoTiles(OH, OW);
@@ -556,21 +579,7 @@ function winogradConv2d(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W:
     const gn = min(g, N - n0);
     const xg = x + ((<usize>n0 * xImg) << 2), yg = y + ((<usize>n0 * yImg) << 2);
     for (let phase = 0; phase < 3; phase++) {
-      const count = phase == 0 ? C : phase == 1 ? 16 : O;
-      // The 16 GEMMs are 16 jobs (each packs only its own operands).
-      const parts = threads <= 1 ? 1 : phase == 1 ? 16 : jobsFor(threads, count);
-      if (parts > 1) {
-        for (let t = 0; t < parts; t++) {
-          setArg(t, 0, J_WINO); setArg(t, 1, phase); setArg(t, 2, partLo(count, parts, t)); setArg(t, 3, partLo(count, parts, t + 1));
-          setArg(t, 4, xg); setArg(t, 5, xp); setArg(t, 6, V); setArg(t, 7, M); setArg(t, 8, U); setArg(t, 9, yg);
-          setArg(t, 10, rowBuf + <usize>t * (rowLen << 3)); setArg(t, 11, ldv); setArg(t, 12, gn); setArg(t, 13, C);
-          setArg(t, 14, H); setArg(t, 15, W); setArg(t, 16, O); setArg(t, 17, OH); setArg(t, 18, OW); setArg(t, 19, ph);
-          setArg(t, 20, pw);
-        }
-        runJobs(parts);
-      } else {
-        winogradPhase(phase, 0, count, xg, xp, V, M, U, yg, rowBuf, ldv, gn, C, H, W, O, OH, OW, ph, pw);
-      }
+      winogradPhaseJobs(threads, phase, xg, xp, V, M, U, yg, rowBuf, rowLen << 3, ldv, gn, C, H, W, O, OH, OW, ph, pw);
     }
   }
   heap.free(xp); heap.free(V); heap.free(M); heap.free(U); heap.free(rowBuf);
@@ -663,18 +672,7 @@ function winogradConv2dGradFilter(x: usize, dy: usize, dw_: usize, N: i32, C: i3
     const gn = min(g, N - n0);
     const xg = x + ((<usize>n0 * xImg) << 2), dyg = dy + ((<usize>n0 * yImg) << 2);
     // V from the forward pass's input transform (its phase 0), then Z, then the 16 GEMMs.
-    const vParts = threads <= 1 ? 1 : jobsFor(threads, C);
-    if (vParts > 1) {
-      for (let t = 0; t < vParts; t++) {
-        setArg(t, 0, J_WINO); setArg(t, 1, 0); setArg(t, 2, partLo(C, vParts, t)); setArg(t, 3, partLo(C, vParts, t + 1));
-        setArg(t, 4, xg); setArg(t, 5, xp); setArg(t, 6, V); setArg(t, 7, 0); setArg(t, 8, 0); setArg(t, 9, 0);
-        setArg(t, 10, 0); setArg(t, 11, ldv); setArg(t, 12, gn); setArg(t, 13, C); setArg(t, 14, H); setArg(t, 15, W);
-        setArg(t, 16, O); setArg(t, 17, OH); setArg(t, 18, OW); setArg(t, 19, ph); setArg(t, 20, pw);
-      }
-      runJobs(vParts);
-    } else {
-      winogradInput(xg, xp, V, ldv, gn, 0, C, C, H, W, OH, OW, ph, pw);
-    }
+    winogradPhaseJobs(threads, 0, xg, xp, V, 0, 0, 0, 0, 0, ldv, gn, C, H, W, O, OH, OW, ph, pw);
     for (let phase = 0; phase < 2; phase++) {
       const count = phase == 0 ? O : 16;
       const parts = threads <= 1 ? 1 : phase == 1 ? 16 : jobsFor(threads, count);
