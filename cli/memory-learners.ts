@@ -30,7 +30,10 @@ const HELP = `Usage: node dist/cli/memory-learners.js --algorithm ntm|mann [opti
   --test-episodes N  (mann) test episodes for the final accuracy by instance (default 1000)
   --init-from FILE   start from a checkpoint.json of an earlier run (fresh optimiser state; the
                      curve's iterations continue from the checkpoint's)
-  --read-before-write  (mann) read the memory as it was before this step's write (default: after)
+  --key-strength B   (mann) initial value of each read head's learned key strength (default 5),
+                     or 'off' for none (beta = 1, Santoro et al.'s equation)
+  --write-key        (mann) write the read key itself, as in Santoro et al.'s equation, instead of
+                     a separate add vector
   --seed S           (default 0)
   --out DIR          (default runs/ntm-copy or runs/mann-omniglot)
 `;
@@ -40,7 +43,7 @@ const args = parseArgs({
     algorithm: { type: 'string' }, data: { type: 'string' }, iterations: { type: 'string' }, minutes: { type: 'string' },
     batch: { type: 'string' }, lr: { type: 'string' }, clip: { type: 'string' }, 'eval-every': { type: 'string' },
     ways: { type: 'string' }, instances: { type: 'string' }, 'image-size': { type: 'string' }, 'test-episodes': { type: 'string' },
-    seed: { type: 'string' }, 'init-from': { type: 'string' }, 'read-before-write': { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean' },
+    seed: { type: 'string' }, 'init-from': { type: 'string' }, 'key-strength': { type: 'string' }, 'write-key': { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean' },
   },
 }).values;
 
@@ -54,6 +57,14 @@ function num(name: keyof typeof args, dflt: number): number {
   const n = Number(v);
   if (!Number.isFinite(n)) fail(`--${name} must be a number, got '${v}'`);
   return n;
+}
+
+/** --key-strength: a positive number, or 'off'. */
+function keyStrength(): number | false {
+  if (args['key-strength'] === 'off') return false;
+  const b = num('key-strength', 5);
+  if (!(b > 0)) fail(`--key-strength must be a positive number or 'off', got '${args['key-strength']}'`);
+  return b;
 }
 
 /** The initial parameters, or those of --init-from (then also the iteration it had reached). */
@@ -151,14 +162,14 @@ async function runMANN(out: string) {
   if (!args.data) fail('--algorithm mann needs --data DIR (the folder with images_background.zip, images_evaluation.zip and splits/)');
   const cfg = {
     algorithm: 'mann', ways: num('ways', 5), instances: num('instances', 10), imageSize: num('image-size', 20),
-    hidden: 200, rows: 128, memoryWidth: 40, heads: 4, decay: 0.95, keyStrength: true, readBeforeWrite: !!args['read-before-write'],
+    hidden: 200, rows: 128, memoryWidth: 40, heads: 4, decay: 0.95, keyStrength: keyStrength(), writeKey: !!args['write-key'],
     batch: num('batch', 16), lr: num('lr', 1e-3), clip: num('clip', 10), iterations: num('iterations', 100000),
     minutes: num('minutes', 20), evalEvery: num('eval-every', 200), testEpisodes: num('test-episodes', 1000), seed: num('seed', 0),
   };
   console.log(`metagrad: MANN (LRU) on Omniglot label-delay episodes; ${JSON.stringify(cfg)}`);
   const omni = Omniglot.load({ root: args.data, size: cfg.imageSize });
   const pixels = cfg.imageSize * cfg.imageSize;
-  const model = { inputSize: pixels + cfg.ways, ways: cfg.ways, hidden: cfg.hidden, rows: cfg.rows, width: cfg.memoryWidth, heads: cfg.heads, decay: cfg.decay, keyStrength: cfg.keyStrength, readBeforeWrite: cfg.readBeforeWrite };
+  const model = { inputSize: pixels + cfg.ways, ways: cfg.ways, hidden: cfg.hidden, rows: cfg.rows, width: cfg.memoryWidth, heads: cfg.heads, decay: cfg.decay, keyStrength: cfg.keyStrength, writeKey: cfg.writeKey };
   const from = startFrom(initMANN(new Random(cfg.seed), model));
   const trainer = new SequenceTrainer(from.params, (p, x: Tensor, y: Int32Array) => mannLoss(p, x, y, model), optim.adam({ lr: cfg.lr }), cfg.clip);
   const o = { ways: cfg.ways, instances: cfg.instances };

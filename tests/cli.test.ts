@@ -114,3 +114,44 @@ describe('CLI', () => {
     }
   }, 180_000);
 });
+
+describe('memory-learners CLI', () => {
+  const MEM = join(ROOT, 'dist/cli/memory-learners.js');
+  const run = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [MEM, ...args], { encoding: 'utf8', env: { ...process.env, HOME: home }, timeout: 170_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  it('ntm: trains on the copy task, writes report, checkpoint and the copied-sequence pictures', () => {
+    const out = mkdtempSync(join(tmpdir(), 'metagrad-cli-ntm-'));
+    const r = run('--algorithm', 'ntm', '--iterations', '3', '--batch', '2', '--eval-every', '2', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.trainIterations).toBe(3);
+    for (const L of ['length10', 'length20']) expect(Number.isFinite(report.final[L].costBits)).toBe(true);
+    for (const f of ['checkpoint.json', 'copy-20.svg', 'copy-40.svg']) expect(existsSync(join(out, f)), f).toBe(true);
+  }, 180_000);
+
+  it('mann: label-delay episodes on Omniglot, accuracy by instance, the key-strength and write-key options recorded', () => {
+    const out = mkdtempSync(join(tmpdir(), 'metagrad-cli-mann-'));
+    const r = run('--algorithm', 'mann', '--data', OMNIGLOT, '--iterations', '2', '--batch', '2', '--test-episodes', '4',
+      '--eval-every', '100', '--key-strength', '2', '--write-key', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/instance 10: [\d.]+ ± [\d.]+ \(n=4\)/);
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(report.config).toMatchObject({ keyStrength: 2, writeKey: true, batch: 2 });
+    expect(report.testAccuracyByInstance).toHaveLength(10);
+  }, 180_000);
+
+  it('rejects a missing --data, a bad key strength and unknown algorithms with exit code 2', () => {
+    for (const [args, msg] of [
+      [['--algorithm', 'mann'], /--algorithm mann needs --data DIR/],
+      [['--algorithm', 'mann', '--data', OMNIGLOT, '--key-strength', '0'], /--key-strength must be a positive number or 'off', got '0'/],
+      [['--algorithm', 'lstm'], /--algorithm must be ntm or mann, got 'lstm'/],
+    ] as const) {
+      const r = run(...args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(msg);
+    }
+  });
+});

@@ -171,11 +171,14 @@ describe('gradients against float64 finite differences (ref backend)', () => {
     });
   });
 
-  for (const [keyStrength, readBeforeWrite] of [[true, false], [false, false], [true, true]]) {
-    it(`MANN loss on a tiny label-delay sequence (key strength ${keyStrength ? 'learned' : 'off, as in the paper'}, read ${readBeforeWrite ? 'before' : 'after'} the write)`, async () => {
+  // Defaults (learned key strength from 5, add vectors); Santoro et al.'s literal equations (no key
+  // strength, the key written); and a learned key strength with the key written.
+  const variants: { keyStrength?: number | false; writeKey?: boolean }[] = [{}, { keyStrength: false, writeKey: true }, { keyStrength: 0.5, writeKey: true }];
+  for (const v of variants) {
+    it(`MANN loss on a tiny label-delay sequence (${JSON.stringify(v)})`, async () => {
       await activate('ref');
       mg.tidy(() => {
-        const cfg = { inputSize: 6, ways: 2, hidden: 3, rows: 4, width: 3, heads: 2, keyStrength, readBeforeWrite };
+        const cfg = { inputSize: 6, ways: 2, hidden: 3, rows: 4, width: 3, heads: 2, ...v };
         const p = initMANN(new mg.Random(8), cfg, f64);
         const episodes = new LabelDelayEpisodes(fakeClasses(3, 4, 4), { ways: 2, instances: 2, seed: 3 });
         const e = episodes.next(2);
@@ -185,6 +188,21 @@ describe('gradients against float64 finite differences (ref backend)', () => {
       });
     });
   }
+
+  it('MANN heads emit key, gate, key strength (starting at the configured value) and add vector', async () => {
+    await activate('ref');
+    mg.tidy(() => {
+      const base = { inputSize: 6, ways: 2, hidden: 3, rows: 4, width: 3, heads: 2 };
+      const p = initMANN(new mg.Random(8), base, f64);
+      expect(p.heads.w.shape).toEqual([3, 2 * (3 + 1 + 1 + 3)]);
+      const b = p.heads.b.dataSync();
+      expect(Math.log1p(Math.exp(b[4]))).toBeCloseTo(5, 12);           // head 0: key 0..2, gate 3, strength 4
+      expect(Math.log1p(Math.exp(b[8 + 4]))).toBeCloseTo(5, 12);       // head 1
+      expect([...b].filter((_, i) => i % 8 !== 4).every((x) => x === 0)).toBe(true);
+      expect(initMANN(new mg.Random(8), { ...base, keyStrength: false, writeKey: true }).heads.w.shape).toEqual([3, 2 * (3 + 1)]);
+      expect(() => initMANN(new mg.Random(8), { ...base, keyStrength: 0 })).toThrow(/keyStrength must be a positive number or false, got 0/);
+    });
+  });
 });
 
 /** A synthetic class dataset: class c, example i is a fixed random pattern of `pixels` values. */
