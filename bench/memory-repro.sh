@@ -14,8 +14,9 @@ shift || true
 RUNS=(
   "ntm-copy|--algorithm ntm --minutes 15 --eval-every 200"
   "ntm-copy-2|--algorithm ntm --minutes 18 --eval-every 200 --init-from runs/repro/ntm-copy/checkpoint.json"
-  "mann-omniglot|--algorithm mann --data $DATA --minutes 17 --eval-every 300"
-  "mann-omniglot-rbw|--algorithm mann --data $DATA --minutes 14 --eval-every 300 --read-before-write --test-episodes 600"
+  "mann-omniglot|--algorithm mann --data $DATA --iterations 6250 --minutes 90 --eval-every 500"
+  "mann-omniglot-ks-ln2|--algorithm mann --data $DATA --minutes 20 --eval-every 500 --key-strength 0.6931471805599453 --test-episodes 600"
+  "mann-omniglot-write-key|--algorithm mann --data $DATA --minutes 20 --eval-every 500 --write-key --test-episodes 600"
 )
 
 npm run build --silent

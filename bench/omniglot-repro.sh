@@ -33,6 +33,9 @@ RUNS=(
   # (--test-ways 20), as Snell et al. do; 1-shot and 5-shot are trained separately.
   # Prototypical networks: 20-way training episodes, 5 queries per class
   "protonet-5w1s|--algorithm protonet --ways 5 --train-ways 20 --shots 1 --queries 5 --iterations 800 --test-ways 20"
+  # and Snell et al.'s 60-way training episodes, trained longer
+  "protonet-5w1s-60way|--algorithm protonet --ways 5 --train-ways 60 --shots 1 --queries 5 --iterations 3000 --test-ways 20 --eval-every 500"
+  "protonet-5w5s-60way|--algorithm protonet --ways 5 --train-ways 60 --shots 5 --queries 5 --iterations 1800 --test-ways 20 --eval-every 600"
   "protonet-5w5s|--algorithm protonet --ways 5 --train-ways 20 --shots 5 --queries 5 --iterations 600 --test-ways 20"
   "relation-5w1s|--algorithm relation --ways 5 --shots 1 --queries 15 --iterations 900 --test-ways 20"
   "relation-5w5s|--algorithm relation --ways 5 --shots 5 --queries 10 --iterations 700 --test-ways 20"

@@ -35,19 +35,19 @@ function commands(file = 'bench/omniglot-repro.sh'): Record<string, string> {
 const pct = (s: { mean: number; ci95: number } | undefined) => (s ? `${(100 * s.mean).toFixed(2)} ± ${(100 * s.ci95).toFixed(2)}` : '-');
 const minutes = (s: number) => `${(s / 60).toFixed(0)} min`;
 
-function curveSvg(runs: { name: string; points: [number, number][] }[]): string {
+function curveSvg(runs: { name: string; points: [number, number][] }[], title = 'Held-out accuracy (100 validation tasks) during meta-training', xLabel = 'meta-training iteration'): string {
   const W = 720, H = 360, L = 56, R = 170, T = 30, B = 40;
   const xs = runs.flatMap((r) => r.points.map((p) => p[0])), ys = runs.flatMap((r) => r.points.map((p) => p[1]));
   const xMax = Math.max(...xs), yMin = Math.floor(Math.min(...ys) / 10) * 10, yMax = 100;
   const sx = (x: number) => L + (x / xMax) * (W - L - R), sy = (y: number) => H - B - ((y - yMin) / (yMax - yMin)) * (H - T - B);
   const colors = ['#1f6feb', '#cf222e', '#2da44e', '#d29922', '#8250df', '#6e7781', '#bf3989', '#0a7b83'];
   const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
-    `<rect width="100%" height="100%" fill="white"/><text x="${L}" y="18" font-size="13">Held-out accuracy (100 validation tasks) during meta-training</text>`,
+    `<rect width="100%" height="100%" fill="white"/><text x="${L}" y="18" font-size="13">${title}</text>`,
     `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#888"/>`];
   for (let y = yMin; y <= yMax; y += 10) parts.push(`<line x1="${L}" y1="${sy(y)}" x2="${W - R}" y2="${sy(y)}" stroke="#eee"/><text x="${L - 6}" y="${sy(y) + 4}" text-anchor="end">${y}%</text>`);
   const step = Math.pow(10, Math.floor(Math.log10(xMax))) / (xMax / Math.pow(10, Math.floor(Math.log10(xMax))) < 3 ? 2 : 1);
   for (let x = 0; x <= xMax; x += step) parts.push(`<text x="${sx(x)}" y="${H - B + 16}" text-anchor="middle">${x}</text>`);
-  parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">meta-training iteration</text>`);
+  parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">${xLabel}</text>`);
   runs.forEach((r, i) => {
     const c = colors[i % colors.length];
     parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${r.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`);
@@ -57,6 +57,10 @@ function curveSvg(runs: { name: string; points: [number, number][] }[]): string 
   return parts.join('');
 }
 
+/** The reports (NAME.json) in a folder, by run name, so that a run comes before its variants (NAME-...). */
+const runNames = (dir: string): string[] =>
+  existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort() : [];
+
 /** The class split of a run (older reports lack it in their config: read it from the command). */
 const split = (name: string, c: any): string => c.split ?? /--split (\w+)/.exec(commands()[name] ?? '')?.[1] ?? 'vinyals';
 
@@ -64,10 +68,8 @@ function main() {
   const cmds = commands();
   const rows: string[][] = [];
   const curves: { name: string; points: [number, number][] }[] = [];
-  const files = existsSync(OMNI) ? readdirSync(OMNI).filter((f) => f.endsWith('.json')).sort() : [];
-  for (const f of files) {
-    const name = f.replace(/\.json$/, '');
-    const r = JSON.parse(readFileSync(path.join(OMNI, f), 'utf8'));
+  for (const name of runNames(OMNI)) {
+    const r = JSON.parse(readFileSync(path.join(OMNI, `${name}.json`), 'utf8'));
     const c = r.config;
     const evalKey = Object.keys(r).find((k) => k === 'eval' || k.startsWith('eval_'));
     const ev = evalKey ? r[evalKey] : undefined;
@@ -116,9 +118,9 @@ function memorySection(): string[] {
   if (!existsSync(dir)) return [];
   const cmds = commands('bench/memory-repro.sh');
   const ntm: string[][] = [], mann: string[][] = [];
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) {
-    const name = f.replace(/\.json$/, '');
-    const r = JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
+  const mannCurves: { name: string; points: [number, number][] }[] = [];
+  for (const name of runNames(dir)) {
+    const r = JSON.parse(readFileSync(path.join(dir, `${name}.json`), 'utf8'));
     const c = r.config;
     const cmd = `\`node dist/cli/memory-learners.js ${(cmds[name] ?? '?').replace(/\$DATA/g, '../shared/data/omniglot')}\``;
     const steps = (c.startIteration ?? 0) + r.trainIterations;
@@ -127,7 +129,13 @@ function memorySection(): string[] {
       ntm.push([name, `${steps} steps x ${c.batch} sequences${c.startIteration ? ` (continues from step ${c.startIteration})` : ''}`, minutes(r.trainSeconds), bits(r.final.length10, 10), bits(r.final.length20, 20), cmd]);
     } else if (c.algorithm === 'mann') {
       const a = r.testAccuracyByInstance;
-      mann.push([name, `${r.trainIterations} steps x ${c.batch} episodes`, minutes(r.trainSeconds), ...[0, 1, 4, 9].map((i) => pct(a[i])), `${a[0].n}`, cmd]);
+      const options = `${c.writeKey ? 'key written' : 'add vector'}, key strength ${c.keyStrength === false ? 'none' : `from ${+c.keyStrength.toFixed(2)}`}`;
+      // The first held-out point where the 2nd sighting beats the 1st: the model has begun to bind labels.
+      const binds = r.curve.find((p: any) => p.valAccuracyByInstance && p.valAccuracyByInstance[1] > p.valAccuracyByInstance[0] + 0.05);
+      const at = (k: number, label: string) => ({ name: `${name}: ${label}`, points: r.curve.filter((p: any) => p.valAccuracyByInstance).map((p: any) => [p.iteration, 100 * p.valAccuracyByInstance[k]] as [number, number]) });
+      mannCurves.push(...(name === 'mann-omniglot' ? [at(0, '1st'), at(1, '2nd'), at(9, '10th')] : [at(1, '2nd')]));
+      mann.push([name, options, `${r.trainIterations} steps x ${c.batch} (${(r.trainIterations * c.batch / 1000).toFixed(0)}k episodes)`, minutes(r.trainSeconds),
+        binds ? `step ${binds.iteration}` : `not in ${r.trainIterations} steps`, ...[0, 1, 4, 9].map((i) => pct(a[i])), `${a[0].n}`, cmd]);
     }
   }
   const out = ['## Memory-based learners', ''];
@@ -138,8 +146,12 @@ function memorySection(): string[] {
     if (pic) out.push(`A copied sequence of length 20 (target, output, write and read weightings over time), from \`${pic.replace('-copy-20.svg', '')}\`:`, '', `![NTM copy](results/memory/${pic})`, '');
   }
   if (mann.length) {
-    out.push('MANN with least-recently-used access on Omniglot label-delay episodes (5 classes x 10 instances, 20 x 20 images, Vinyals classes), accuracy % by instance number over the test episodes, mean ± 95% CI. Santoro et al. (100,000 episodes): 36.4 / 82.8 / 94.9 % at the 1st / 2nd / 10th instance.', '',
-      '| run | training | time | 1st | 2nd | 5th | 10th | test episodes | command |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |', ...mann.map((r) => `| ${r.join(' | ')} |`), '');
+    out.push('MANN with least-recently-used access on Omniglot label-delay episodes (5 classes x 10 instances, 20 x 20 images, Vinyals classes; Adam 1e-3, element-wise clipping at 10), accuracy % by instance number over the test episodes, mean ± 95% CI. Santoro et al. (100,000 episodes): 36.4 / 82.8 / 94.9 % at the 1st / 2nd / 10th instance. Training first sits on a plateau where the model only learns to give an image it has not seen a label not yet used (1st sighting above the 20 % chance, later ones barely); "binds from" is the first validation point (160 episodes) where the 2nd sighting beats the 1st by 5 points.', '',
+      '| run | options | training | time | binds from | 1st | 2nd | 5th | 10th | test episodes | command |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |', ...mann.map((r) => `| ${r.join(' | ')} |`), '');
+    if (mannCurves.length) {
+      writeAtomic(path.join(dir, 'mann-curves.svg'), curveSvg(mannCurves, 'MANN: validation accuracy by sighting (160 episodes) during training', 'training step (16 episodes each)'));
+      out.push('![MANN learning curves](results/memory/mann-curves.svg)', '');
+    }
   }
   return out;
 }
