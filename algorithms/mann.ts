@@ -35,8 +35,8 @@ export interface MANNConfig {
    * Whether each head writes its read key k_t (Santoro et al.'s equation, M_t = M_{t-1} + w_w k_t^T)
    * instead of a separate add vector a_t = tanh(W_a h_t), the NTM's add vector. Default false: with
    * one vector, what a step writes (the label just given, into the previous image's rows) is also
-   * its query for the current image, and trained that way here the model stayed on the plateau
-   * where it only guesses labels not yet used (bench/REPRODUCTIONS.md).
+   * its query for the current image, and trained that way here the model stayed far longer on the
+   * plateau where it only guesses labels not yet used (bench/REPRODUCTIONS.md).
    */
   writeKey?: boolean;
 }
