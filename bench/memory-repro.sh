@@ -14,6 +14,7 @@ shift || true
 RUNS=(
   "ntm-copy|--algorithm ntm --minutes 15 --eval-every 200"
   "ntm-copy-2|--algorithm ntm --minutes 18 --eval-every 200 --init-from runs/repro/ntm-copy/checkpoint.json"
+  "ntm-copy-long|--algorithm ntm --minutes 35 --eval-every 500"
   "mann-omniglot|--algorithm mann --data $DATA --iterations 6250 --minutes 90 --eval-every 500"
   "mann-omniglot-ks-ln2|--algorithm mann --data $DATA --minutes 20 --eval-every 500 --key-strength 0.6931471805599453 --test-episodes 600"
   "mann-omniglot-write-key|--algorithm mann --data $DATA --minutes 20 --eval-every 500 --write-key --test-episodes 600"

@@ -35,7 +35,7 @@ function commands(file = 'bench/omniglot-repro.sh'): Record<string, string> {
 const pct = (s: { mean: number; ci95: number } | undefined) => (s ? `${(100 * s.mean).toFixed(2)} ± ${(100 * s.ci95).toFixed(2)}` : '-');
 const minutes = (s: number) => `${(s / 60).toFixed(0)} min`;
 
-function curveSvg(runs: { name: string; points: [number, number][] }[], title = 'Held-out accuracy (100 validation tasks) during meta-training', xLabel = 'meta-training iteration'): string {
+function curveSvg(runs: { name: string; points: [number, number][] }[], title = 'Held-out accuracy (100 validation tasks) during meta-training', xLabel = 'meta-training iteration', unit = '%'): string {
   const W = 720, H = 360, L = 56, R = 170, T = 30, B = 40;
   const xs = runs.flatMap((r) => r.points.map((p) => p[0])), ys = runs.flatMap((r) => r.points.map((p) => p[1]));
   const xMax = Math.max(...xs), yMin = Math.floor(Math.min(...ys) / 10) * 10, yMax = 100;
@@ -44,7 +44,7 @@ function curveSvg(runs: { name: string; points: [number, number][] }[], title = 
   const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/><text x="${L}" y="18" font-size="13">${title}</text>`,
     `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#888"/>`];
-  for (let y = yMin; y <= yMax; y += 10) parts.push(`<line x1="${L}" y1="${sy(y)}" x2="${W - R}" y2="${sy(y)}" stroke="#eee"/><text x="${L - 6}" y="${sy(y) + 4}" text-anchor="end">${y}%</text>`);
+  for (let y = yMin; y <= yMax; y += 10) parts.push(`<line x1="${L}" y1="${sy(y)}" x2="${W - R}" y2="${sy(y)}" stroke="#eee"/><text x="${L - 6}" y="${sy(y) + 4}" text-anchor="end">${y}${unit}</text>`);
   const step = Math.pow(10, Math.floor(Math.log10(xMax))) / (xMax / Math.pow(10, Math.floor(Math.log10(xMax))) < 3 ? 2 : 1);
   for (let x = 0; x <= xMax; x += step) parts.push(`<text x="${sx(x)}" y="${H - B + 16}" text-anchor="middle">${x}</text>`);
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">${xLabel}</text>`);
@@ -118,14 +118,15 @@ function memorySection(): string[] {
   if (!existsSync(dir)) return [];
   const cmds = commands('bench/memory-repro.sh');
   const ntm: string[][] = [], mann: string[][] = [];
-  const mannCurves: { name: string; points: [number, number][] }[] = [];
+  const mannCurves: { name: string; points: [number, number][] }[] = [], ntmCurves: typeof mannCurves = [];
   for (const name of runNames(dir)) {
     const r = JSON.parse(readFileSync(path.join(dir, `${name}.json`), 'utf8'));
     const c = r.config;
     const cmd = `\`node dist/cli/memory-learners.js ${(cmds[name] ?? '?').replace(/\$DATA/g, '../shared/data/omniglot')}\``;
     const steps = (c.startIteration ?? 0) + r.trainIterations;
     if (c.algorithm === 'ntm') {
-      const bits = (l: any, len: number) => `${l.costBits.toFixed(1)} (${l.wrongBits.toFixed(1)} of ${len * c.width} bits wrong)`;
+      const bits = (l: any, len: number) => `${l.costBits.toFixed(l.costBits < 1 ? 2 : 1)} (${l.wrongBits.toFixed(1)} of ${len * c.width} bits wrong)`;
+      ntmCurves.push({ name, points: r.curve.filter((p: any) => p.length10).map((p: any) => [p.iteration, p.length10.costBits] as [number, number]) });
       ntm.push([name, `${steps} steps x ${c.batch} sequences${c.startIteration ? ` (continues from step ${c.startIteration})` : ''}`, minutes(r.trainSeconds), bits(r.final.length10, 10), bits(r.final.length20, 20), cmd]);
     } else if (c.algorithm === 'mann') {
       const a = r.testAccuracyByInstance;
@@ -140,8 +141,10 @@ function memorySection(): string[] {
   }
   const out = ['## Memory-based learners', ''];
   if (ntm.length) {
-    out.push('NTM on the copy task (8-bit vectors, lengths 1-20; LSTM controller 100, memory 128 x 20, Adam 1e-3, element-wise clipping at 10). Held-out cost in bits per sequence on 64 fixed sequences (guessing costs about 8 bits per vector: 80 at length 10, 160 at length 20); Graves et al. reach near-zero cost after far longer training.', '',
+    out.push('NTM on the copy task (8-bit vectors, lengths 1-20; LSTM controller 100, memory 128 x 20, Adam 1e-3, element-wise clipping at 10). Held-out cost in bits per sequence on 64 fixed sequences (guessing costs about 8 bits per vector: 80 at length 10, 160 at length 20); Graves et al. report a cost near zero; the curves below are of the cost at length 10.', '',
       '| run | training | time | length 10: cost bits | length 20: cost bits | command |', '| --- | --- | --- | --- | --- | --- |', ...ntm.map((r) => `| ${r.join(' | ')} |`), '');
+    writeAtomic(path.join(dir, 'ntm-curves.svg'), curveSvg(ntmCurves, 'NTM copy task: held-out cost at length 10 (bits per sequence) during training', 'training step (16 sequences each)', ''));
+    out.push('![NTM learning curves](results/memory/ntm-curves.svg)', '');
     const pic = readdirSync(dir).filter((x) => x.endsWith('-copy-20.svg')).sort().pop();
     if (pic) out.push(`A copied sequence of length 20 (target, output, write and read weightings over time), from \`${pic.replace('-copy-20.svg', '')}\`:`, '', `![NTM copy](results/memory/${pic})`, '');
   }
