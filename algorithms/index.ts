@@ -14,7 +14,7 @@ export type { FineTuneOptions } from './finetune.js';
 export type { ReptileOptions } from './reptile.js';
 export { initNTM, ntm, copyLoss, clipGradients, SequenceTrainer } from './ntm.js';
 export type { NTMConfig, NTMParams, NTMTrace } from './ntm.js';
-export { initMANN, mann, mannLoss, accuracyByInstance } from './mann.js';
+export { initMANN, mann, mannLoss, accuracyByInstance, DEFAULT_KEY_STRENGTH } from './mann.js';
 export type { MANNConfig, MANNParams } from './mann.js';
 export { SiameseNetwork, conv4Embedding } from './siamese.js';
 export type { SiameseOptions, SiameseParams, SiameseEmbedding, Conv4EmbeddingOptions, Pairs } from './siamese.js';

@@ -49,11 +49,14 @@ export interface MANNParams {
   output: nn.LinearParams;
 }
 
+/** The key strength's initial value unless configured: sharp enough to focus reads from the start. */
+export const DEFAULT_KEY_STRENGTH = 5;
+
 const sizes = (c: MANNConfig) => ({ hidden: c.hidden ?? 200, rows: c.rows ?? 128, width: c.width ?? 40, heads: c.heads ?? 4 });
 
 export function initMANN(rng: Random, c: MANNConfig, o: { dtype?: DType } = {}): MANNParams {
   const { hidden, width, heads } = sizes(c);
-  const strength = c.keyStrength ?? 5;
+  const strength = c.keyStrength ?? DEFAULT_KEY_STRENGTH;
   const per = width + 1 + (strength === false ? 0 : 1) + (c.writeKey ? 0 : width);
   // The heads are drawn first: the order the reported runs used.
   const headsLinear = nn.initLinear(rng, hidden, heads * per, { init: 'xavierUniform', ...o });

@@ -131,7 +131,7 @@ function memorySection(): string[] {
     } else if (c.algorithm === 'mann') {
       const a = r.testAccuracyByInstance;
       const options = `${c.writeKey ? 'key written' : 'add vector'}, key strength ${c.keyStrength === false ? 'none' : `from ${+c.keyStrength.toFixed(2)}`}`;
-      // The first held-out point where the 2nd sighting beats the 1st: the model has begun to bind labels.
+      // The first held-out point where the 2nd sighting beats the 1st by 5 points: the model has begun to bind labels.
       const binds = r.curve.find((p: any) => p.valAccuracyByInstance && p.valAccuracyByInstance[1] > p.valAccuracyByInstance[0] + 0.05);
       const at = (k: number, label: string) => ({ name: `${name}: ${label}`, points: r.curve.filter((p: any) => p.valAccuracyByInstance).map((p: any) => [p.iteration, 100 * p.valAccuracyByInstance[k]] as [number, number]) });
       mannCurves.push(...(name === 'mann-omniglot' ? [at(0, '1st'), at(1, '2nd'), at(9, '10th')] : [at(1, '2nd')]));

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { init, optim, tidy, argMax, Random, Tensor, slice } from '../index.js';
-import { initNTM, ntm, copyLoss, initMANN, mann, mannLoss, accuracyByInstance, SequenceTrainer, summarize, formatSummary, Summary, NTMTrace } from '../algorithms/index.js';
+import { initNTM, ntm, copyLoss, initMANN, mann, mannLoss, DEFAULT_KEY_STRENGTH, accuracyByInstance, SequenceTrainer, summarize, formatSummary, Summary, NTMTrace } from '../algorithms/index.js';
 import { CopyTask, copyTensors, Omniglot, LabelDelayEpisodes, labelDelayInput } from '../datasets/index.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { treeLeaves } from '../engine/pytree.js';
@@ -30,7 +30,7 @@ const HELP = `Usage: node dist/cli/memory-learners.js --algorithm ntm|mann [opti
   --test-episodes N  (mann) test episodes for the final accuracy by instance (default 1000)
   --init-from FILE   start from a checkpoint.json of an earlier run (fresh optimiser state; the
                      curve's iterations continue from the checkpoint's)
-  --key-strength B   (mann) initial value of each read head's learned key strength (default 5),
+  --key-strength B   (mann) initial value of each read head's learned key strength (default ${DEFAULT_KEY_STRENGTH}),
                      or 'off' for none (beta = 1, Santoro et al.'s equation)
   --write-key        (mann) write the read key itself, as in Santoro et al.'s equation, instead of
                      a separate add vector
@@ -62,7 +62,7 @@ function num(name: keyof typeof args, dflt: number): number {
 /** --key-strength: a positive number, or 'off'. */
 function keyStrength(): number | false {
   if (args['key-strength'] === 'off') return false;
-  const b = num('key-strength', 5);
+  const b = num('key-strength', DEFAULT_KEY_STRENGTH);
   if (!(b > 0)) fail(`--key-strength must be a positive number or 'off', got '${args['key-strength']}'`);
   return b;
 }
