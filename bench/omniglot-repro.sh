@@ -38,6 +38,8 @@ RUNS=(
   "protonet-5w5s-60way|--algorithm protonet --ways 5 --train-ways 60 --shots 5 --queries 5 --iterations 1800 --test-ways 20 --eval-every 600"
   "protonet-5w5s|--algorithm protonet --ways 5 --train-ways 20 --shots 5 --queries 5 --iterations 600 --test-ways 20"
   "relation-5w1s|--algorithm relation --ways 5 --shots 1 --queries 15 --iterations 900 --test-ways 20"
+  # trained 10x longer, the Adam step halved every 3000 episodes
+  "relation-5w1s-long|--algorithm relation --ways 5 --shots 1 --queries 15 --iterations 9000 --meta-lr-halve-every 3000 --test-ways 20 --eval-every 1000"
   "relation-5w5s|--algorithm relation --ways 5 --shots 5 --queries 10 --iterations 700 --test-ways 20"
   # Matching networks without full-context embeddings (Vinyals et al.'s Omniglot figures are without
   # them), and with them at 5-way 1-shot
@@ -49,6 +51,8 @@ RUNS=(
   "siamese-20w1s-lake|--algorithm siamese --split background --ways 20 --shots 1 --queries 1 --pairs 64 --iterations 1400 --meta-lr 0.002 --lake-runs $DATA/all_runs.zip"
   # the same with Koch et al.'s affine distortions of the training images, trained longer
   "siamese-20w1s-lake-distort|--algorithm siamese --split background --ways 20 --shots 1 --queries 1 --pairs 64 --iterations 3000 --meta-lr 0.002 --distort --lake-runs $DATA/all_runs.zip"
+  # and 6x longer again, the Adam step halved every 5000 steps
+  "siamese-20w1s-lake-long|--algorithm siamese --split background --ways 20 --shots 1 --queries 1 --pairs 64 --iterations 19000 --meta-lr 0.002 --meta-lr-halve-every 5000 --distort --eval-every 2000 --lake-runs $DATA/all_runs.zip"
 )
 
 npm run build --silent

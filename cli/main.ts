@@ -65,6 +65,9 @@ a learning curve and, for sine, an SVG of adaptation (true curve, K points, befo
                      Omniglot); default all of them at every step
   --test-steps S     inner steps at evaluation (default 10 sine, 3 omniglot)
   --meta-lr B        Adam step size of the meta-update (default 0.001); Reptile's outer step (default 1)
+  --meta-lr-halve-every N   halve the Adam step size every N meta-updates, as Snell et al. do
+                     (every 2000 episodes); default never. Not for reptile or mamlpp (their own
+                     schedules)
   --eval-tasks N     held-out tasks for the final evaluation (default 500 sine, 600 omniglot)
   --eval-every N     also score 100 held-out tasks every N iterations, for the learning curve in
                      report.json (Omniglot: the Vinyals validation classes, or with --split maml/background the
@@ -87,7 +90,7 @@ const args = parseArgs({
     algorithm: { type: 'string', default: 'maml' }, dataset: { type: 'string', default: 'sine' }, data: { type: 'string' },
     split: { type: 'string', default: 'vinyals' }, ways: { type: 'string' }, shots: { type: 'string' }, queries: { type: 'string' },
     'meta-batch': { type: 'string' }, iterations: { type: 'string' }, 'inner-lr': { type: 'string' }, 'inner-steps': { type: 'string' },
-    'test-steps': { type: 'string' }, 'meta-lr': { type: 'string' }, 'eval-tasks': { type: 'string' }, 'checkpoint-every': { type: 'string' },
+    'test-steps': { type: 'string' }, 'meta-lr': { type: 'string' }, 'meta-lr-halve-every': { type: 'string' }, 'eval-tasks': { type: 'string' }, 'checkpoint-every': { type: 'string' },
     'eval-every': { type: 'string' }, pairs: { type: 'string' }, 'lake-runs': { type: 'string' },
     'train-ways': { type: 'string' }, 'test-ways': { type: 'string' }, fce: { type: 'boolean' }, 'processing-steps': { type: 'string' },
     'cosine-scale': { type: 'string' }, 'inner-batch': { type: 'string' }, threads: { type: 'string' }, distort: { type: 'boolean' },
@@ -123,7 +126,7 @@ async function main() {
     ways: num('ways', 5), shots: num('shots', sine ? 10 : 1), queries: num('queries', sine ? num('shots', 10) : 15),
     metaBatch: num('meta-batch', sine ? 25 : METRIC.includes(algorithm) ? 1 : 32), iterations: num('iterations', sine ? 5000 : 2000),
     innerLr: num('inner-lr', sine ? 0.01 : 0.1), innerSteps: num('inner-steps', 1), testSteps: num('test-steps', sine ? 10 : 3),
-    metaLr: num('meta-lr', algorithm === 'reptile' ? 1 : 0.001), evalTasks: num('eval-tasks', sine ? 500 : 600),
+    metaLr: num('meta-lr', algorithm === 'reptile' ? 1 : 0.001), metaLrHalveEvery: num('meta-lr-halve-every', 0), evalTasks: num('eval-tasks', sine ? 500 : 600),
     checkpointEvery: num('checkpoint-every', 500), evalEvery: num('eval-every', 0), seed: num('seed', 0),
     pairs: num('pairs', 128),
     // What Reptile's inner loop trains on in meta-training (recorded: it changed once).
@@ -142,6 +145,8 @@ async function main() {
   if ((args.fce || args['processing-steps'] !== undefined || args['cosine-scale'] !== undefined) && algorithm !== 'matching') fail('--fce, --processing-steps and --cosine-scale are for --algorithm matching');
   if (args['inner-batch'] !== undefined && algorithm !== 'reptile') fail('--inner-batch is for --algorithm reptile');
   if (args.distort && algorithm !== 'siamese') fail('--distort is for --algorithm siamese');
+  if (args['meta-lr-halve-every'] !== undefined && (algorithm === 'reptile' || algorithm === 'mamlpp')) fail(`--meta-lr-halve-every is not for --algorithm ${algorithm} (it has its own schedule)`);
+  if (args['meta-lr-halve-every'] !== undefined && (!Number.isInteger(cfg.metaLrHalveEvery) || cfg.metaLrHalveEvery < 1)) fail(`--meta-lr-halve-every must be a whole number >= 1, got '${args['meta-lr-halve-every']}'`);
   if (cfg.cosineScale !== undefined && cfg.cosineScale < 0) fail(`--cosine-scale must be >= 0, got ${cfg.cosineScale}`);
   if (args['inner-batch'] !== undefined && (!Number.isInteger(cfg.innerBatch) || cfg.innerBatch! < 1)) fail(`--inner-batch must be a whole number >= 1, got ${cfg.innerBatch}`);
   const out = args.out ?? join('runs', `${dataset}-${algorithm}`);
@@ -200,6 +205,8 @@ async function main() {
     curveSource = () => episodeTensors(curveS.next());
   }
 
+  // The Adam step size: constant, or halved every --meta-lr-halve-every updates.
+  const metaRate = cfg.metaLrHalveEvery ? optim.schedules.step(cfg.metaLr, cfg.metaLrHalveEvery) : cfg.metaLr;
   const common = { model, loss, params, innerLr: cfg.innerLr, innerSteps: cfg.innerSteps, testInnerSteps: cfg.testSteps };
   // Every algorithm as the same three operations: one training step, evaluation, its parameters.
   let step: () => Promise<number>;
@@ -212,7 +219,7 @@ async function main() {
     const { head, ...features } = params;
     treeLeaves(head).forEach((t) => t.dispose());
     const embed = (p: any, x: Tensor) => nn.conv4Features(p, x);
-    const optimizer = optim.adam({ lr: cfg.metaLr });
+    const optimizer = optim.adam({ lr: metaRate });
     const learner = algorithm === 'protonet' ? new ProtoNet({ embed, params: features, optimizer })
       : algorithm === 'matching' ? new MatchingNet({ embed, params: { embed: features, fce: cfg.fce ? initFullContext(rng, 64) : undefined, logScale: cfg.cosineScale ? scalar(Math.log(cfg.cosineScale)) : undefined }, processingSteps: cfg.processingSteps, optimizer })
       : (treeLeaves(features).forEach((t) => t.dispose()), new RelationNet({ params: initRelationNet(rng), optimizer }));
@@ -223,7 +230,7 @@ async function main() {
   } else if (algorithm === 'siamese') {
     if (!trainClasses) fail('--algorithm siamese needs a classification dataset (--dataset omniglot)');
     treeLeaves(params).forEach((t) => t.dispose());
-    const net = new SiameseNetwork({ embedding: conv4Embedding(rng), rng, optimizer: optim.adam({ lr: cfg.metaLr }) });
+    const net = new SiameseNetwork({ embedding: conv4Embedding(rng), rng, optimizer: optim.adam({ lr: metaRate }) });
     const pairs = new PairSampler(trainClasses, cfg.pairs, cfg.seed + 1, { distort: !!args.distort });
     step = () => tidy(() => net.step(pairs.next()));
     evaluate = (tasks) => net.evaluate(tasks);
@@ -234,7 +241,7 @@ async function main() {
     // Pretraining: ordinary batches over every training class, one head output per class.
     treeLeaves(params).forEach((t) => t.dispose());
     const backbone = nn.initConv4(rng, { ways: trainClasses.numClasses });
-    const ft = new FineTuneBaseline({ features: (p: any, x: Tensor) => nn.conv4Features(p, x), featureDim: 64, params: backbone as any, optimizer: optim.adam({ lr: cfg.metaLr }) });
+    const ft = new FineTuneBaseline({ features: (p: any, x: Tensor) => nn.conv4Features(p, x), featureDim: 64, params: backbone as any, optimizer: optim.adam({ lr: metaRate }) });
     const batches = new BatchSampler(trainClasses, cfg.metaBatch * cfg.ways, cfg.seed + 1);
     step = () => tidy(() => { const b = batches.next(); return ft.pretrainStep(b.x, b.labels); });
     evaluate = (tasks) => ft.evaluate(tasks);
@@ -245,7 +252,7 @@ async function main() {
       ? new Reptile({ ...common, metaLr: cfg.metaLr, metaSteps: cfg.iterations, innerBatch: cfg.innerBatch || undefined, rng: new Random(cfg.seed + 4_000_037) })
       : new MAML({
         ...common, firstOrder: algorithm === 'fomaml',
-        metaOptimizer: optim.adam({ lr: algorithm === 'mamlpp' ? optim.schedules.cosine(cfg.metaLr, cfg.iterations, cfg.metaLr / 100) : cfg.metaLr }),
+        metaOptimizer: optim.adam({ lr: algorithm === 'mamlpp' ? optim.schedules.cosine(cfg.metaLr, cfg.iterations, cfg.metaLr / 100) : metaRate }),
         learnedLr: algorithm === 'metasgd' ? 'per-parameter' : algorithm === 'lslr' || algorithm === 'mamlpp' ? 'per-layer-per-step' : 'none',
         multiStepLoss: algorithm === 'mamlpp' ? Math.ceil(cfg.iterations / 15) : undefined,
         secondOrderFrom: algorithm === 'mamlpp' ? Math.floor(cfg.iterations / 3) : undefined,

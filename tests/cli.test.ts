@@ -82,6 +82,8 @@ describe('CLI', () => {
       [['--algorithm', 'matching', '--cosine-scale=-1'], /--cosine-scale must be >= 0, got -1/],
       [['--threads', '0'], /--threads must be a whole number >= 1, got '0'/],
       [['--distort'], /--distort is for --algorithm siamese/],
+      [['--algorithm', 'reptile', '--meta-lr-halve-every', '100'], /--meta-lr-halve-every is not for --algorithm reptile/],
+      [['--algorithm', 'protonet', '--meta-lr-halve-every', '0'], /--meta-lr-halve-every must be a whole number >= 1, got '0'/],
       [['--threads', '2', '--backend', 'ref'], /--threads is for --backend wasm/],
     ];
     for (const [args, msg] of bad) {
@@ -98,14 +100,14 @@ describe('CLI', () => {
     expect(r.stderr).toContain(join(dir, 'images_background.zip'));
   });
 
-  it('protonet on Omniglot scores the same model on 5-way and, with --test-ways, 10-way tasks', () => {
+  it('protonet on Omniglot scores the same model on 5-way and, with --test-ways, 10-way tasks; --meta-lr-halve-every is recorded', () => {
     const out = mkdtempSync(join(tmpdir(), 'metagrad-cli-proto-'));
     const r = cli('--dataset', 'omniglot', '--data', OMNIGLOT, '--algorithm', 'protonet', '--ways', '5', '--train-ways', '10',
-      '--queries', '2', '--iterations', '3', '--eval-tasks', '6', '--test-ways', '10', '--out', out);
+      '--queries', '2', '--iterations', '3', '--eval-tasks', '6', '--test-ways', '10', '--meta-lr-halve-every', '2', '--out', out);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/10-way 1-shot test tasks \(same model\): accuracy/);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
-    expect(report.config).toMatchObject({ ways: 5, trainWays: 10, testWays: [10] });
+    expect(report.config).toMatchObject({ ways: 5, trainWays: 10, testWays: [10], metaLrHalveEvery: 2 });
     expect(report.eval.accuracy.n).toBe(6);
     expect(report.eval_10_ways.accuracy.n).toBe(6);
     for (const a of [report.eval.accuracy.mean, report.eval_10_ways.accuracy.mean]) {
