@@ -41,9 +41,12 @@ RUNS=(
   # trained 10x longer, the Adam step halved every 3000 episodes
   "relation-5w1s-long|--algorithm relation --ways 5 --shots 1 --queries 15 --iterations 9000 --meta-lr-halve-every 3000 --test-ways 20 --eval-every 1000"
   "relation-5w5s|--algorithm relation --ways 5 --shots 5 --queries 10 --iterations 700 --test-ways 20"
+  "relation-5w5s-long|--algorithm relation --ways 5 --shots 5 --queries 10 --iterations 4000 --meta-lr-halve-every 1500 --test-ways 20 --eval-every 1000"
   # Matching networks without full-context embeddings (Vinyals et al.'s Omniglot figures are without
   # them), and with them at 5-way 1-shot
   "matching-5w1s|--algorithm matching --ways 5 --shots 1 --queries 15 --iterations 1500 --test-ways 20"
+  # trained 13x longer, the Adam step halved every 7000 episodes
+  "matching-5w1s-long|--algorithm matching --ways 5 --shots 1 --queries 15 --iterations 20000 --meta-lr-halve-every 7000 --test-ways 20 --eval-every 2000"
   "matching-5w5s|--algorithm matching --ways 5 --shots 5 --queries 10 --iterations 1000 --test-ways 20"
   "matching-fce-5w1s|--algorithm matching --fce --ways 5 --shots 1 --queries 15 --iterations 1500"
   # Siamese networks (Koch et al. 2015): trained on images_background pairs, scored on 20-way 1-shot
