@@ -41,6 +41,7 @@ RUNS=(
   # trained 10x longer, the Adam step halved every 3000 episodes
   "relation-5w1s-long|--algorithm relation --ways 5 --shots 1 --queries 15 --iterations 9000 --meta-lr-halve-every 3000 --test-ways 20 --eval-every 1000"
   "relation-5w5s|--algorithm relation --ways 5 --shots 5 --queries 10 --iterations 700 --test-ways 20"
+  # trained 6x longer, the Adam step halved every 1500 episodes
   "relation-5w5s-long|--algorithm relation --ways 5 --shots 5 --queries 10 --iterations 4000 --meta-lr-halve-every 1500 --test-ways 20 --eval-every 1000"
   # Matching networks without full-context embeddings (Vinyals et al.'s Omniglot figures are without
   # them), and with them at 5-way 1-shot
