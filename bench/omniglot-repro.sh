@@ -49,6 +49,8 @@ RUNS=(
   # trained 13x longer, the Adam step halved every 7000 episodes
   "matching-5w1s-long|--algorithm matching --ways 5 --shots 1 --queries 15 --iterations 20000 --meta-lr-halve-every 7000 --test-ways 20 --eval-every 2000"
   "matching-5w5s|--algorithm matching --ways 5 --shots 5 --queries 10 --iterations 1000 --test-ways 20"
+  # trained 4x longer, the Adam step halved every 1500 episodes
+  "matching-5w5s-long|--algorithm matching --ways 5 --shots 5 --queries 10 --iterations 4000 --meta-lr-halve-every 1500 --test-ways 20 --eval-every 1000"
   "matching-fce-5w1s|--algorithm matching --fce --ways 5 --shots 1 --queries 15 --iterations 1500"
   # Siamese networks (Koch et al. 2015): trained on images_background pairs, scored on 20-way 1-shot
   # tasks from images_evaluation (1 query per class) and on Lake et al.'s original 20 runs
