@@ -35,6 +35,8 @@ RUNS=(
   "protonet-5w1s|--algorithm protonet --ways 5 --train-ways 20 --shots 1 --queries 5 --iterations 800 --test-ways 20"
   # and Snell et al.'s 60-way training episodes, trained longer
   "protonet-5w1s-60way|--algorithm protonet --ways 5 --train-ways 60 --shots 1 --queries 5 --iterations 3000 --test-ways 20 --eval-every 500"
+  # twice as long again, the Adam step halved every 2000 episodes as in Snell et al.
+  "protonet-5w1s-60way-long|--algorithm protonet --ways 5 --train-ways 60 --shots 1 --queries 5 --iterations 6000 --meta-lr-halve-every 2000 --test-ways 20 --eval-every 1000"
   "protonet-5w5s-60way|--algorithm protonet --ways 5 --train-ways 60 --shots 5 --queries 5 --iterations 1800 --test-ways 20 --eval-every 600"
   "protonet-5w5s|--algorithm protonet --ways 5 --train-ways 20 --shots 5 --queries 5 --iterations 600 --test-ways 20"
   "relation-5w1s|--algorithm relation --ways 5 --shots 1 --queries 15 --iterations 900 --test-ways 20"
@@ -51,6 +53,9 @@ RUNS=(
   "matching-5w5s|--algorithm matching --ways 5 --shots 5 --queries 10 --iterations 1000 --test-ways 20"
   # trained 4x longer, the Adam step halved every 1500 episodes
   "matching-5w5s-long|--algorithm matching --ways 5 --shots 5 --queries 10 --iterations 4000 --meta-lr-halve-every 1500 --test-ways 20 --eval-every 1000"
+  # trained on 20-way episodes for the 20-way figures, instead of scoring a 5-way model at 20 ways
+  "matching-20w1s|--algorithm matching --ways 20 --shots 1 --queries 5 --iterations 12000 --meta-lr-halve-every 4000 --eval-every 2000"
+  "matching-20w5s|--algorithm matching --ways 20 --shots 5 --queries 5 --iterations 5000 --meta-lr-halve-every 2000 --eval-every 1000"
   "matching-fce-5w1s|--algorithm matching --fce --ways 5 --shots 1 --queries 15 --iterations 1500"
   # Siamese networks (Koch et al. 2015): trained on images_background pairs, scored on 20-way 1-shot
   # tasks from images_evaluation (1 query per class) and on Lake et al.'s original 20 runs
