@@ -56,6 +56,8 @@ RUNS=(
   # trained on 20-way episodes for the 20-way figures, instead of scoring a 5-way model at 20 ways
   "matching-20w1s|--algorithm matching --ways 20 --shots 1 --queries 5 --iterations 12000 --meta-lr-halve-every 4000 --eval-every 2000"
   "matching-20w5s|--algorithm matching --ways 20 --shots 5 --queries 5 --iterations 5000 --meta-lr-halve-every 2000 --eval-every 1000"
+  # 40% longer, on 2 threads
+  "matching-20w5s-long|--algorithm matching --ways 20 --shots 5 --queries 5 --iterations 7000 --meta-lr-halve-every 2500 --eval-every 1000 --threads 2"
   "matching-fce-5w1s|--algorithm matching --fce --ways 5 --shots 1 --queries 15 --iterations 1500"
   # Siamese networks (Koch et al. 2015): trained on images_background pairs, scored on 20-way 1-shot
   # tasks from images_evaluation (1 query per class) and on Lake et al.'s original 20 runs
