@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Omniglot reproductions of the MAML family (issue #4): one single-threaded training run after another
-# at a budget this 2-core machine can afford, each followed by 600 held-out test tasks (mean ± 95% CI).
+# Omniglot reproductions (issues #4 and #5): one training run after another, single-threaded unless the run
+# says --threads (results are bit-identical on any thread count), at a budget this 2-core machine can afford, each followed by 600 held-out test tasks (mean ± 95% CI).
 # Not part of CI. Usage:
 #   bash bench/omniglot-repro.sh [DATA_DIR] [NAME ...]     # default data ../shared/data/omniglot, all runs
 # Each run writes runs/repro/NAME/ (checkpoint, log) and copies its report (config, training time,
