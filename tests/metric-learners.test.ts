@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { tmpdir } from 'node:os';
 import * as mg from '../index.js';
 import { Tensor } from '../index.js';
-import { MatchingNet, ProtoNet, RelationNet, Task, initFullContext, initRelationNet, prototypes } from '../algorithms/index.js';
+import { MatchingNet, ProtoNet, RelationNet, Task, initFullContext, initRelationNet, prototypes, relationModule } from '../algorithms/index.js';
 import { EpisodeSampler, Omniglot, episodeTensors } from '../datasets/index.js';
 import { activate } from './support/backends.js';
 
@@ -193,6 +193,25 @@ describe('loss gradients against float64 finite differences (tiny episodes, ref 
       rel.dispose();
     });
   }, 60_000);
+
+  it('Relation networks: the split first convolution equals the relation module on concatenated pairs', async () => {
+    await activate('ref');
+    mg.tidy(() => {
+      const rng = new mg.Random(4);
+      const p = initRelationNet(rng, { filters: 3, hidden: 4, ...f64 }).relation as any;
+      const classes = rng.normal([4, 3, 5, 5], f64), queries = rng.normal([6, 3, 5, 5], f64);
+      // The paper's formulation: every (query, class) pair concatenated in depth, then the module.
+      const grid = [6, 4, 3, 5, 5];
+      const pairs = mg.reshape(mg.concat([mg.broadcastTo(mg.expandDims(classes, 0), grid), mg.broadcastTo(mg.expandDims(queries, 1), grid)], 2), [24, 6, 5, 5]);
+      const h = mg.flatten(mg.nn.convBlock(p.blocks[1], mg.nn.convBlock(p.blocks[0], pairs)));
+      const naive = mg.reshape(mg.sigmoid(mg.nn.linear(p.fc2, mg.relu(mg.nn.linear(p.fc1, h)))), [6, 4]);
+      const split = relationModule(p, classes, queries);
+      expect(split.shape).toEqual([6, 4]);
+      const [a, b] = [split.dataSync(), naive.dataSync()];
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(1e-12);
+      expect(() => relationModule(p, classes, rng.normal([6, 2, 5, 5], f64))).toThrow(/relationModule: class maps \[4,3,5,5\] and query maps \[6,2,5,5\]/);
+    });
+  });
 
   it('bad episodes give clear errors', async () => {
     await activate('ref');
