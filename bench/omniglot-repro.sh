@@ -45,6 +45,10 @@ RUNS=(
   "relation-5w5s|--algorithm relation --ways 5 --shots 5 --queries 10 --iterations 700 --test-ways 20"
   # trained 6x longer, the Adam step halved every 1500 episodes
   "relation-5w5s-long|--algorithm relation --ways 5 --shots 5 --queries 10 --iterations 4000 --meta-lr-halve-every 1500 --test-ways 20 --eval-every 1000"
+  # trained on 20-way episodes for the 20-way figures (as Sung et al. do: 10 queries per class at 1
+  # shot, 5 at 5 shots), instead of scoring a 5-way model at 20 ways
+  "relation-20w1s|--algorithm relation --ways 20 --shots 1 --queries 10 --iterations 7000 --meta-lr-halve-every 2500 --eval-every 1000"
+  "relation-20w5s|--algorithm relation --ways 20 --shots 5 --queries 5 --iterations 8000 --meta-lr-halve-every 2500 --eval-every 1000"
   # Matching networks without full-context embeddings (Vinyals et al.'s Omniglot figures are without
   # them), and with them at 5-way 1-shot
   "matching-5w1s|--algorithm matching --ways 5 --shots 1 --queries 15 --iterations 1500 --test-ways 20"
