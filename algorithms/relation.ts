@@ -9,7 +9,7 @@
 // up to rounding. Everything after it (batch norm over the pairs, ReLU, ...) runs per pair.
 
 import * as ops from '../engine/ops.js';
-import { ConvBlockParams, LinearParams, Params, batchNorm, convBlock, initConvBlock, linear } from '../engine/nn.js';
+import { ConvBlockParams, LinearParams, Params, conv2dLayer, convBlock, convBlockTail, initConvBlock, linear } from '../engine/nn.js';
 import type { InitOptions } from '../engine/nn.js';
 import type { Optimizer } from '../engine/optim.js';
 import type { Random } from '../engine/random.js';
@@ -68,12 +68,12 @@ export function relationModule(p: Params, classes: Tensor, queries: Tensor): Ten
   if (w.shape[1] !== 2 * c || queries.shape[1] !== c) {
     throw new Error(`relationModule: class maps [${classes.shape}] and query maps [${queries.shape}] need C channels each for the first convolution's ${w.shape[1]} = 2C inputs`);
   }
-  const fromClass = ops.conv2d(classes, ops.slice(w, [0, 0], [-1, c]), { padding: 1 });    // [ways, f, h, w]
-  const fromQuery = ops.conv2d(queries, ops.slice(w, [0, c], [-1, c]), { padding: 1 });    // [q, f, h, w]
+  // The bias goes with the class half, on ways maps rather than on every pair.
+  const fromClass = conv2dLayer({ w: ops.slice(w, [0, 0], [-1, c]), b: b0.conv.b }, classes, { padding: 1 });   // [ways, f, h, w]
+  const fromQuery = ops.conv2d(queries, ops.slice(w, [0, c], [-1, c]), { padding: 1 });                       // [q, f, h, w]
   const [, f, h, wd] = fromClass.shape;
-  const summed = ops.add(ops.add(ops.expandDims(fromClass, 0), ops.expandDims(fromQuery, 1)), ops.reshape(b0.conv.b, [1, 1, -1, 1, 1]));
-  const first = ops.maxPool2d(ops.relu(batchNorm(b0.bn, ops.reshape(summed, [q * ways, f, h, wd]), { stats: 'batch' }).y), 2);
-  const flat = ops.flatten(convBlock(b1, first));
+  const pairs = ops.reshape(ops.add(ops.expandDims(fromClass, 0), ops.expandDims(fromQuery, 1)), [q * ways, f, h, wd]);
+  const flat = ops.flatten(convBlock(b1, convBlockTail(b0, pairs)));
   return ops.reshape(ops.sigmoid(linear(p.fc2 as LinearParams, ops.relu(linear(p.fc1 as LinearParams, flat)))), [q, ways]);
 }
 

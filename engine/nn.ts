@@ -68,7 +68,11 @@ export const initConvBlock = (rng: Random, inChannels: number, outChannels: numb
  * max-pool unless `pool` is false; `padding` 1 keeps the size, 0 trims a pixel each side.
  */
 export function convBlock(p: ConvBlockParams, x: Tensor, o: { padding?: number; pool?: boolean } = {}): Tensor {
-  const h = ops.relu(batchNorm(p.bn, conv2dLayer(p.conv, x, { padding: o.padding ?? 1 }), { stats: 'batch' }).y);
+  return convBlockTail(p, conv2dLayer(p.conv, x, { padding: o.padding ?? 1 }), o);
+}
+/** What follows a conv block's convolution, for callers that compute the convolution their own way. */
+export function convBlockTail(p: ConvBlockParams, convolved: Tensor, o: { pool?: boolean } = {}): Tensor {
+  const h = ops.relu(batchNorm(p.bn, convolved, { stats: 'batch' }).y);
   return o.pool === false ? h : ops.maxPool2d(h, 2);
 }
 
