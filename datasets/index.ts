@@ -1,5 +1,5 @@
 // Datasets (Node only: they read files). Import from 'metagrad/datasets'.
-export { Omniglot } from './omniglot.js';
+export { Omniglot, defaultCacheDir, OMNIGLOT_SHA256 } from './omniglot.js';
 export type { OmniglotOptions, OmniglotSplit } from './omniglot.js';
 export { EpisodeSampler, BatchSampler, episodeTensors } from './sampler.js';
 export type { ClassDataset, Episode, EpisodeOptions } from './sampler.js';

@@ -1,11 +1,13 @@
 // Dataset loaders and samplers, on the real Omniglot in ../shared/data (beside the checkout).
 
-import { describe, it, expect, beforeAll } from 'vitest';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, it, expect, beforeAll, vi } from 'vitest';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 import { Omniglot, EpisodeSampler, SineTasks, ZipArchive, decodePng, episodeTensors } from '../datasets/index.js';
+import { OMNIGLOT_SHA256, defaultCacheDir } from '../datasets/omniglot.js';
 import * as mg from '../index.js';
 import { activate } from './support/backends.js';
 
@@ -72,7 +74,10 @@ describe('PNG and zip decoding', () => {
     expect(() => decodePng(Buffer.from('not a png'), 'x.png')).toThrow('x.png: not a PNG file');
     copyFileSync(join(ROOT, 'images_evaluation.zip'), join(dir, 'images_background.zip'));
     writeFileSync(join(dir, 'images_evaluation.zip'), 'garbage');
-    expect(() => Omniglot.load({ root: dir, cacheDir: null })).toThrow(`${join(dir, 'images_evaluation.zip')}: not a zip archive`);
+    const warnings: string[] = [];
+    expect(() => Omniglot.load({ root: dir, cacheDir: null, onWarning: (m) => { warnings.push(m); } })).toThrow(`${join(dir, 'images_evaluation.zip')}: not a zip archive`);
+    // Both archives are unknown ones (the checksums come first): each warning names its file.
+    expect(warnings.map((w) => w.slice(0, w.indexOf(' has SHA-256 ')))).toEqual(['images_background.zip', 'images_evaluation.zip'].map((z) => `metagrad: ${join(dir, z)}`));
   });
 });
 
@@ -103,6 +108,125 @@ describe('Omniglot', () => {
     expect(Math.max(...a)).toBeLessThanOrEqual(1);
     expect(a.reduce((x, y) => x + y) / 784).toBeLessThan(0.5);   // mostly background
     for (let i = 0; i < 28; i++) for (let j = 0; j < 28; j++) expect(b[i * 28 + j]).toBe(a[j * 28 + 27 - i]);
+  });
+});
+
+describe('Omniglot cache and checksums', () => {
+  const ZIPS = ['images_background.zip', 'images_evaluation.zip'];
+  const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+  const pixelsOf = (o: Omniglot) => (o as unknown as { pixels: Uint8Array }).pixels;
+  const noDecoding = () => { throw new Error('decoded the zips although the cache is warm'); };
+  /** A new folder holding the archives (copied, so they can be changed, or linked). */
+  const newRoot = (how: 'copy' | 'link') => {
+    const dir = mkdtempSync(join(tmpdir(), 'mg-omni-root-'));
+    for (const z of ZIPS) (how === 'copy' ? copyFileSync : symlinkSync)(join(ROOT, z), join(dir, z));
+    return dir;
+  };
+  /** A new cache folder, warmed with copies of the shared cache's 28 x 28 files (filled by beforeAll). */
+  const warmCache = (dir = mkdtempSync(join(tmpdir(), 'mg-omni-cache-'))) => {
+    mkdirSync(dir, { recursive: true });
+    for (const f of readdirSync(cacheDir).filter((f) => /^omniglot-28\..*bin$/.test(f))) copyFileSync(join(cacheDir, f), join(dir, f));
+    return dir;
+  };
+
+  it('documents the SHA-256 of every copy used here', () => {
+    for (const [file, sums] of Object.entries(OMNIGLOT_SHA256)) {
+      for (const s of sums) expect(s).toMatch(/^[0-9a-f]{64}$/);
+      if (existsSync(join(ROOT, file))) expect(sums, file).toContain(sha256(readFileSync(join(ROOT, file))));
+    }
+  });
+
+  it('the cache is keyed by content: a copy of the archives is served from it, a same-size corrupted one never is', () => {
+    const root = newRoot('copy'), cache = warmCache(), warnings: string[] = [];
+    const onWarning = (m: string) => { warnings.push(m); };
+    const warm = Omniglot.load({ root, cacheDir: cache, onWarning, onProgress: noDecoding });
+    expect(warnings).toEqual([]);
+    expect(warm.characters).toEqual(omni.characters);
+    // Flip bytes in the middle of images_background.zip: same size, different content.
+    const path = join(root, 'images_background.zip'), bad = readFileSync(path);
+    for (let i = 0; i < 64; i++) bad[(bad.length >> 1) + i] ^= 0xff;
+    writeFileSync(path, bad);
+    expect(statSync(path).size).toBe(statSync(join(ROOT, 'images_background.zip')).size);
+    let loaded: Omniglot | undefined, error: Error | undefined;
+    try {
+      loaded = Omniglot.load({ root, cacheDir: cache, onWarning });
+    } catch (e) {
+      error = e as Error;
+    }
+    // The checksum warning names the file, its SHA-256 and the expected ones.
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`metagrad: ${path} has SHA-256 ${sha256(bad)}, expected `);
+    for (const s of OMNIGLOT_SHA256['images_background.zip']) expect(warnings[0]).toContain(s);
+    // Then it fails in decoding, naming the archive, or decodes something else: never the cached arrays.
+    if (error) expect(error.message).toContain(path);
+    else expect(Buffer.compare(pixelsOf(loaded!), pixelsOf(omni))).not.toBe(0);
+  }, 120_000);
+
+  it('a cache folder that cannot be created warns once, before decoding, and loads uncached', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'mg-omni-nodir-')), 'a-file');
+    writeFileSync(file, '');
+    const dir = join(file, 'metagrad');   // under a regular file: ENOTDIR, even for root
+    const events: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    // The default onWarning writes one line to stderr.
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation(((chunk: any, ...rest: any[]) => {
+      if (String(chunk).startsWith('metagrad:')) { events.push(String(chunk)); return true; }
+      return write(chunk, ...rest);
+    }) as typeof process.stderr.write);
+    let o: Omniglot;
+    try {
+      o = Omniglot.load({ root: ROOT, cacheDir: dir, onProgress: () => { if (events.at(-1) !== 'decoding') events.push('decoding'); } });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(events).toEqual([`metagrad: cannot write the Omniglot cache in ${dir} (ENOTDIR); running uncached (use --cache-dir DIR or --no-cache)\n`, 'decoding']);
+    expect(existsSync(dir)).toBe(false);
+    expect(o.characters).toEqual(omni.characters);
+    expect(o.backgroundCount).toBe(omni.backgroundCount);
+    expect(Buffer.compare(pixelsOf(o), pixelsOf(omni))).toBe(0);
+  }, 120_000);
+
+  it('defaults to $XDG_CACHE_HOME/metagrad (an absolute XDG_CACHE_HOME only), else ~/.cache/metagrad', () => {
+    const saved = { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME, HOME: process.env.HOME };
+    try {
+      const xdg = mkdtempSync(join(tmpdir(), 'mg-xdg-'));
+      process.env.XDG_CACHE_HOME = xdg;
+      expect(defaultCacheDir()).toBe(join(xdg, 'metagrad'));
+      // Omniglot.load without cacheDir reads (and would write) the cache there.
+      warmCache(join(xdg, 'metagrad'));
+      const warnings: string[] = [];
+      const o = Omniglot.load({ root: ROOT, onWarning: (m) => { warnings.push(m); }, onProgress: noDecoding });
+      expect(warnings).toEqual([]);
+      expect(o.characters).toEqual(omni.characters);
+      process.env.XDG_CACHE_HOME = 'relative/cache';
+      expect(defaultCacheDir()).toBe(join(homedir(), '.cache', 'metagrad'));
+      delete process.env.XDG_CACHE_HOME;
+      expect(defaultCacheDir()).toBe(join(homedir(), '.cache', 'metagrad'));
+      process.env.HOME = '/some/home';
+      expect(defaultCacheDir()).toBe('/some/home/.cache/metagrad');
+      process.env.HOME = '';   // no home folder at all: reported (and run uncached) by Omniglot.load
+      expect(defaultCacheDir()).toBe('~/.cache/metagrad');
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    }
+  });
+
+  it('warns once, naming the file, about a split file that is not the published one', () => {
+    const root = newRoot('link'), warnings: string[] = [];
+    mkdirSync(join(root, 'splits', 'vinyals'), { recursive: true });
+    copyFileSync(join(ROOT, 'splits', 'vinyals', 'train.txt'), join(root, 'splits', 'vinyals', 'train.txt'));
+    const val = join(root, 'splits', 'vinyals', 'val.txt');
+    const lines = readFileSync(join(ROOT, 'splits', 'vinyals', 'val.txt'), 'utf8').split('\n').filter((l) => l.trim());
+    writeFileSync(val, lines.slice(0, -4).join('\n') + '\n');
+    // The archives are the same bytes, so the shared cache serves them.
+    const o = Omniglot.load({ root, cacheDir, onWarning: (m) => { warnings.push(m); }, onProgress: noDecoding });
+    expect(warnings).toEqual([]);
+    expect(o.split('val').numClasses).toBe(684);
+    o.split('val');
+    expect(o.split('train').numClasses).toBe(4112);
+    expect(warnings).toEqual([
+      `metagrad: ${val} has SHA-256 ${sha256(readFileSync(val))}, expected ${OMNIGLOT_SHA256['splits/vinyals/val.txt'][0]} (the Vinyals et al. val split); using it anyway`,
+    ]);
   });
 });
 
