@@ -31,6 +31,9 @@ export function philox(k0: number, k1: number, c0: number, c1: number, c2 = 0, c
 
 export interface RandomOptions { dtype?: DType }
 
+/** Where a stream stands: its key, block counter and the unused half of its last block. */
+export interface RandomState { key: [number, number]; counter: number; spare: number[] }
+
 /**
  * A reproducible stream: `new Random(seed)` gives the same numbers on every run and backend.
  * @example const rng = new Random(42); const w = rng.normal([64, 32], { std: 0.1 });
@@ -44,6 +47,19 @@ export class Random {
   constructor(seed = 0) {
     this.k0 = seed >>> 0;
     this.k1 = Math.floor(seed / 2 ** 32) >>> 0;
+  }
+
+  /** The stream's position, to continue it exactly later (checkpoints). */
+  state(): RandomState { return { key: [this.k0, this.k1], counter: this.counter, spare: [...this.spare] }; }
+
+  /** Moves this stream to a position saved by state(). */
+  setState(s: RandomState): this {
+    const ok = Array.isArray(s?.key) && s.key.length === 2 && Number.isInteger(s.counter) && s.counter >= 0 && Array.isArray(s.spare) && s.spare.length <= 1;
+    if (!ok) throw new Error(`Random.setState: not a random-stream state: ${JSON.stringify(s)}`);
+    [this.k0, this.k1] = [s.key[0] >>> 0, s.key[1] >>> 0];
+    this.counter = s.counter;
+    this.spare = [...s.spare];
+    return this;
   }
 
   /** Two uniform doubles in [0, 1) with 53 random bits each. */
