@@ -2,13 +2,13 @@
 // pretrain a backbone with an ordinary classifier over all training classes, then for each test
 // task train a fresh linear head on the support set with the backbone frozen, and score the query.
 
-import { grad, valueAndGrad } from '../engine/autodiff.js';
+import { grad } from '../engine/autodiff.js';
 import * as ops from '../engine/ops.js';
-import { Optimizer, OptimizerState, adam } from '../engine/optim.js';
-import { treeLeaves } from '../engine/pytree.js';
-import { keep, noGrad, tidy } from '../engine/runtime.js';
+import { Optimizer, adam } from '../engine/optim.js';
+import { noGrad, tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
-import { Summary, Task, accuracy, summarize } from './task.js';
+import { LearnerBase } from './learner.js';
+import { Summary, Task, accuracy, forEachTask, summarize } from './task.js';
 
 export interface FineTuneOptions<P> {
   /** The backbone: images -> features [N, featureDim]. */
@@ -22,62 +22,48 @@ export interface FineTuneOptions<P> {
   headLr?: number;
 }
 
-export class FineTuneBaseline<P> {
-  params: P & { head: { w: Tensor; b: Tensor } };
-  private state: OptimizerState;
-  private readonly opt: Optimizer;
+type WithHead<P> = P & { head: { w: Tensor; b: Tensor } };
 
+/** A batch of the pretraining classifier: images and their training-class indices. */
+export interface LabelledBatch { x: Tensor; labels: Int32Array }
+
+export class FineTuneBaseline<P> extends LearnerBase<{ params: WithHead<P> }, LabelledBatch> {
   constructor(readonly o: FineTuneOptions<P>) {
-    this.params = keep(o.params);
-    this.opt = o.optimizer ?? adam({ lr: 1e-3 });
-    this.state = keep(this.opt.init(this.params));
+    super('FineTuneBaseline', { params: o.params }, o.optimizer ?? adam({ lr: 1e-3 }));
   }
 
-  private logits(p: P & { head: { w: Tensor; b: Tensor } }, x: Tensor): Tensor {
+  get params(): WithHead<P> { return this.learned.params; }
+
+  private logits(p: WithHead<P>, x: Tensor): Tensor {
     return ops.add(ops.matmul(this.o.features(p, x), p.head.w), p.head.b);
   }
 
-  /** One supervised step on a batch labelled with training-class indices; returns the loss. */
-  async pretrainStep(x: Tensor, labels: Int32Array): Promise<number> {
-    const loss = tidy(() => {
-      const l = (p: typeof this.params) => ops.crossEntropy(this.logits(p, x), labels);
-      const [value, g] = valueAndGrad(l)(this.params);
-      const { params, state } = this.opt.update(this.params, g, this.state);
-      for (const t of [...treeLeaves(this.params), ...treeLeaves(this.state.slots)]) t.dispose();
-      this.params = keep(params);
-      this.state = keep(state);
-      return value;
-    });
-    const v = (await loss.data())[0];
-    loss.dispose();
-    return v;
+  /** One supervised pretraining step on a batch labelled with training-class indices; returns the loss. */
+  step(b: LabelledBatch): Promise<number> {
+    return this.optimizerStep(({ params }) => ops.crossEntropy(this.logits(params, b.x), b.labels));
   }
 
   /** For each task: a zero-initialised head trained on frozen support features, then query accuracy. */
   async evaluate(tasks: Iterable<Task>): Promise<{ loss: Summary; accuracy: Summary }> {
     const losses: number[] = [], accs: number[] = [];
     const steps = this.o.headSteps ?? 100, lr = this.o.headLr ?? 0.1;
-    for (const t of tasks) {
+    await forEachTask(tasks, async (t) => {
       if (!(t.ys instanceof Int32Array) || !(t.yq instanceof Int32Array)) throw new Error('FineTuneBaseline.evaluate: tasks need class labels (Int32Array)');
       const ways = Math.max(...t.ys) + 1;
-      await tidy(async () => {
-        const fs = noGrad(() => this.o.features(this.params, t.xs)), fq = noGrad(() => this.o.features(this.params, t.xq));
-        let head = { w: ops.zeros([this.o.featureDim, ways], { dtype: fs.dtype }), b: ops.zeros([ways], { dtype: fs.dtype }) };
-        for (let s = 0; s < steps; s++) {
-          const next = tidy(() => {
-            const g = grad((h: typeof head) => ops.crossEntropy(ops.add(ops.matmul(fs, h.w), h.b), t.ys as Int32Array))(head);
-            return { w: ops.sub(head.w, ops.mul(g.w, lr)), b: ops.sub(head.b, ops.mul(g.b, lr)) };
-          });
-          head.w.dispose(); head.b.dispose();
-          head = next;
-        }
-        const out = ops.add(ops.matmul(fq, head.w), head.b);
-        losses.push((await ops.crossEntropy(out, t.yq as Int32Array).data())[0]);
-        accs.push(await accuracy(out, t.yq as Int32Array));
-      });
-    }
+      const fs = noGrad(() => this.o.features(this.params, t.xs)), fq = noGrad(() => this.o.features(this.params, t.xq));
+      let head = { w: ops.zeros([this.o.featureDim, ways], { dtype: fs.dtype }), b: ops.zeros([ways], { dtype: fs.dtype }) };
+      for (let s = 0; s < steps; s++) {
+        const next = tidy(() => {
+          const g = grad((h: typeof head) => ops.crossEntropy(ops.add(ops.matmul(fs, h.w), h.b), t.ys as Int32Array))(head);
+          return { w: ops.sub(head.w, ops.mul(g.w, lr)), b: ops.sub(head.b, ops.mul(g.b, lr)) };
+        });
+        head.w.dispose(); head.b.dispose();
+        head = next;
+      }
+      const out = ops.add(ops.matmul(fq, head.w), head.b);
+      losses.push((await ops.crossEntropy(out, t.yq as Int32Array).data())[0]);
+      accs.push(await accuracy(out, t.yq as Int32Array));
+    });
     return { loss: summarize(losses), accuracy: summarize(accs) };
   }
-
-  dispose(): void { for (const t of [...treeLeaves(this.params), ...treeLeaves(this.state.slots)]) t.dispose(); }
 }

@@ -1,7 +1,12 @@
+export { LearnerBase } from './learner.js';
+export type { Learner, LearnerState, Evaluation, EvaluateOptions, Buffers } from './learner.js';
+export { innerLoop } from './inner-loop.js';
+export type { InnerLoopOptions } from './inner-loop.js';
 export { MAML, withTaskAxis } from './maml.js';
 export type { MAMLOptions, MetaParams } from './maml.js';
 export { Reptile } from './reptile.js';
 export { FineTuneBaseline } from './finetune.js';
+export type { LabelledBatch } from './finetune.js';
 export { MetricLearner, embedTogether } from './metric.js';
 export type { Embedding as MetricEmbedding } from './metric.js';
 export { ProtoNet, prototypes } from './protonet.js';
@@ -18,5 +23,5 @@ export { initMANN, mann, mannLoss, accuracyByInstance, DEFAULT_KEY_STRENGTH } fr
 export type { MANNConfig, MANNParams } from './mann.js';
 export { SiameseNetwork, conv4Embedding } from './siamese.js';
 export type { SiameseOptions, SiameseParams, SiameseEmbedding, Conv4EmbeddingOptions, Pairs } from './siamese.js';
-export { classificationLoss, regressionLoss, accuracy, summarize, formatSummary, evaluateTasks } from './task.js';
+export { classificationLoss, regressionLoss, accuracy, summarize, formatSummary, evaluateTasks, forEachTask, take } from './task.js';
 export type { Task, Target, Model, Loss, ForwardContext, Summary } from './task.js';

@@ -11,11 +11,13 @@
 
 import { valueAndGrad } from '../engine/autodiff.js';
 import * as ops from '../engine/ops.js';
-import { Optimizer, OptimizerState, adam } from '../engine/optim.js';
+import { Optimizer, adam } from '../engine/optim.js';
 import { treeLeaves, treeMap, treePaths, treeUnflatten } from '../engine/pytree.js';
-import { keep, stopGradient, tidy } from '../engine/runtime.js';
+import { tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
-import { Loss, Model, Target, Task, evaluateTasks } from './task.js';
+import { innerLoop } from './inner-loop.js';
+import { Buffers, EvaluateOptions, LearnerBase } from './learner.js';
+import { Loss, Model, Target, Task, evaluateTasks, mapIterable } from './task.js';
 
 export interface MAMLOptions<P> {
   model: Model<P>;
@@ -39,6 +41,8 @@ export interface MAMLOptions<P> {
   /** Which parameters the inner loop adapts, by dotted path (all by default). */
   adapt?: (path: string) => boolean;
   metaOptimizer?: Optimizer;
+  /** The model's running statistics (MAML++ per-step batch norm), saved with the learner; taken over. */
+  buffers?: Buffers;
   /**
    * Tasks arrive stacked on a leading axis (one Task whose tensors are [tasks, ...]) and the model
    * accepts per-task weights with that leading axis; the inner loop then runs for all tasks at once.
@@ -47,73 +51,54 @@ export interface MAMLOptions<P> {
 }
 
 /** The meta-parameters: the initialisation and, for learned-rate variants, the inner rates. */
-export interface MetaParams<P> { params: P; lrs?: Tensor[] }
+export interface MetaParams<P> { [k: string]: unknown; params: P; lrs?: Tensor[] }
 
-export class MAML<P> {
-  meta: MetaParams<P>;
-  /** Meta-steps taken so far. */
-  iteration = 0;
-  private optState: OptimizerState;
-  private readonly opt: Optimizer;
+export class MAML<P> extends LearnerBase<MetaParams<P>> {
   private readonly adapted: boolean[];
-  readonly o: Required<Omit<MAMLOptions<P>, 'params' | 'adapt' | 'metaOptimizer' | 'multiStepLoss' | 'secondOrderFrom'>> & Pick<MAMLOptions<P>, 'multiStepLoss' | 'secondOrderFrom'>;
+  readonly o: Required<Omit<MAMLOptions<P>, 'params' | 'adapt' | 'metaOptimizer' | 'multiStepLoss' | 'secondOrderFrom' | 'buffers'>> & Pick<MAMLOptions<P>, 'multiStepLoss' | 'secondOrderFrom'>;
 
   constructor(opts: MAMLOptions<P>) {
     const innerSteps = opts.innerSteps ?? 1;
-    this.o = {
+    const o = {
       model: opts.model, loss: opts.loss, innerLr: opts.innerLr ?? 0.01, innerSteps,
       testInnerSteps: opts.testInnerSteps ?? innerSteps, firstOrder: opts.firstOrder ?? false,
       learnedLr: opts.learnedLr ?? 'none', vectorized: opts.vectorized ?? false,
       multiStepLoss: opts.multiStepLoss, secondOrderFrom: opts.secondOrderFrom,
     };
-    const paths = treePaths(opts.params);
-    this.adapted = paths.map((p) => (opts.adapt ? opts.adapt(p) : true));
-    if (!this.adapted.some(Boolean)) throw new Error('MAML: the adapt filter selects no parameter');
+    const adapted = treePaths(opts.params).map((p) => (opts.adapt ? opts.adapt(p) : true));
+    if (!adapted.some(Boolean)) throw new Error('MAML: the adapt filter selects no parameter');
     const leaves = treeLeaves(opts.params);
-    const lr = this.o.innerLr;
     let lrs: Tensor[] | undefined;
-    if (this.o.learnedLr === 'per-parameter') lrs = leaves.map((p) => ops.full(p.shape, lr, { dtype: p.dtype }));
-    if (this.o.learnedLr === 'per-layer-per-step') lrs = [ops.full([Math.max(innerSteps, this.o.testInnerSteps), leaves.length], lr, { dtype: leaves[0].dtype })];
-    this.meta = keep({ params: opts.params, lrs });
-    this.opt = opts.metaOptimizer ?? adam({ lr: 1e-3 });
-    this.optState = keep(this.opt.init(this.meta));
+    if (o.learnedLr === 'per-parameter') lrs = leaves.map((p) => ops.full(p.shape, o.innerLr, { dtype: p.dtype }));
+    if (o.learnedLr === 'per-layer-per-step') lrs = [ops.full([Math.max(innerSteps, o.testInnerSteps), leaves.length], o.innerLr, { dtype: leaves[0].dtype })];
+    super('MAML', { params: opts.params, lrs }, opts.metaOptimizer ?? adam({ lr: 1e-3 }), opts.buffers);
+    this.o = o;
+    this.adapted = adapted;
   }
 
+  /** The meta-parameters (initialisation and learned rates). */
+  get meta(): MetaParams<P> { return this.learned; }
+
   /**
-   * The inner loop: `steps` gradient steps on (x, y) from `params`. With `firstOrder` the inner
+   * The inner loop from `meta`: `steps` gradient steps on (x, y). With `firstOrder` the inner
    * gradients are constants to any enclosing derivative. `onStep(s, fast)` sees the weights after
    * each step (the multi-step loss uses it).
    */
-  adapt(meta: MetaParams<P>, x: Tensor, y: Target, steps: number, firstOrder: boolean, training: boolean,
-    onStep?: (s: number, fast: P) => void): P {
+  adapt(meta: MetaParams<P>, x: Tensor, y: Target, o: { steps: number; firstOrder?: boolean; training?: boolean; onStep?: (s: number, fast: P) => void }): P {
     const tasks = this.o.vectorized ? x.shape[0] : 1;
     // Vectorized: one copy of each adapted parameter per task, so each task gets its own fast weights.
-    let fast = this.o.vectorized
+    const start = this.o.vectorized
       ? treeUnflatten(meta.params, treeLeaves(meta.params).map((p, i) => (this.adapted[i] ? ops.broadcastTo(ops.expandDims(p, 0), [tasks, ...p.shape]) : p)))
       : meta.params;
-    for (let s = 0; s < steps; s++) {
-      const leaves = treeLeaves(fast);
-      // Gradients with respect to the adapted parameters only (ANIL adapts the head alone).
-      const idx = leaves.map((_, i) => i).filter((i) => this.adapted[i]);
-      const [, g] = valueAndGrad((sub: Tensor[]) => {
-        const all = leaves.map((l, i) => (this.adapted[i] ? sub[idx.indexOf(i)] : l));
-        // Vectorized: the mean over tasks times the task count makes each task's gradient its own.
-        return ops.mul(this.o.loss(this.o.model(treeUnflatten(fast, all), x, { step: s, training }), y), tasks);
-      })(idx.map((i) => leaves[i]));
-      const next = leaves.map((p, i) => {
-        if (!this.adapted[i]) return p;
-        const gi = firstOrder ? stopGradient(g[idx.indexOf(i)]) : g[idx.indexOf(i)];
-        return ops.sub(p, ops.mul(gi, this.rate(meta, i, s)));
-      });
-      fast = treeUnflatten(fast, next);
-      onStep?.(s, fast);
-    }
-    return fast;
+    return innerLoop(start, x, y, {
+      model: this.o.model, loss: this.o.loss, steps: o.steps, adapted: this.adapted, firstOrder: o.firstOrder,
+      training: o.training, onStep: o.onStep, lossScale: this.o.vectorized ? tasks : undefined, lr: this.rate(meta),
+    });
   }
 
-  private rate(meta: MetaParams<P>, leaf: number, step: number): Tensor | number {
-    if (this.o.learnedLr === 'per-parameter') return meta.lrs![leaf];
-    if (this.o.learnedLr === 'per-layer-per-step') return ops.reshape(ops.slice(meta.lrs![0], [step, leaf], [1, 1]), []);
+  private rate(meta: MetaParams<P>): InnerLoopRate {
+    if (this.o.learnedLr === 'per-parameter') return (leaf) => meta.lrs![leaf];
+    if (this.o.learnedLr === 'per-layer-per-step') return (leaf, step) => ops.reshape(ops.slice(meta.lrs![0], [step, leaf], [1, 1]), []);
     return this.o.innerLr;
   }
 
@@ -135,8 +120,11 @@ export class MAML<P> {
     const weights = this.stepWeights();
     const perTask = tasks.map((t) => {
       const terms: Tensor[] = [];
-      this.adapt(meta, t.xs, t.ys, this.o.innerSteps, firstOrder, true, (s, fast) => {
-        if (weights[s] > 0) terms.push(ops.mul(this.o.loss(this.o.model(fast, t.xq, { step: s + 1, training: true }), t.yq), weights[s]));
+      this.adapt(meta, t.xs, t.ys, {
+        steps: this.o.innerSteps, firstOrder, training: true,
+        onStep: (s, fast) => {
+          if (weights[s] > 0) terms.push(ops.mul(this.o.loss(this.o.model(fast, t.xq, { step: s + 1, training: true }), t.yq), weights[s]));
+        },
       });
       return terms.reduce((a, b) => ops.add(a, b));
     });
@@ -148,41 +136,33 @@ export class MAML<P> {
    * is accumulated task by task, so only one task's second-order graph is alive at a time (32
    * Omniglot tasks at once would not fit in WebAssembly's 4 GiB).
    */
-  async step(tasks: readonly Task[]): Promise<number> {
-    const loss = tidy(() => {
-      let value: Tensor | null = null;
-      let sum: MetaParams<P> | null = null;
-      for (const t of tasks) {
-        const [v, g] = tidy(() => valueAndGrad((m: MetaParams<P>) => this.metaLoss(m, [t]))(this.meta));
-        if (value === null || sum === null) { value = v; sum = g; continue; }
-        const [nv, ng]: [Tensor, MetaParams<P>] = [ops.add(value, v), treeMap(ops.add, sum, g)];
-        for (const x of [value, v, ...treeLeaves(sum), ...treeLeaves(g)]) x.dispose();
-        value = nv; sum = ng;
-      }
-      value = ops.div(value!, tasks.length);
-      const g = treeMap((x) => ops.div(x, tasks.length), sum!);
-      const { params: next, state } = this.opt.update(this.meta, g, this.optState);
-      for (const t of [...treeLeaves(this.meta), ...treeLeaves(this.optState.slots)]) t.dispose();
-      this.meta = keep(next);
-      this.optState = keep(state);
-      return value;
+  step(tasks: readonly Task[]): Promise<number> {
+    if (tasks.length === 0) throw new Error('MAML.step: no tasks');
+    return this.optimizerStep({
+      lossAndGrads: (meta) => {
+        let value: Tensor | null = null;
+        let sum: MetaParams<P> | null = null;
+        for (const t of tasks) {
+          const [v, g] = tidy(() => valueAndGrad((m: MetaParams<P>) => this.metaLoss(m, [t]))(meta));
+          if (value === null || sum === null) { value = v; sum = g; continue; }
+          const [nv, ng]: [Tensor, MetaParams<P>] = [ops.add(value, v), treeMap(ops.add, sum, g)];
+          for (const x of [value, v, ...treeLeaves(sum), ...treeLeaves(g)]) x.dispose();
+          value = nv; sum = ng;
+        }
+        return [ops.div(value!, tasks.length), treeMap((x) => ops.div(x, tasks.length), sum!)];
+      },
     });
-    this.iteration++;
-    const v = (await loss.data())[0];
-    loss.dispose();
-    return v;
   }
 
-  /** Adapts to each task with `steps` inner steps and scores its query set (see evaluateTasks). */
-  evaluate(tasks: Iterable<Task>, steps = this.o.testInnerSteps) {
-    return evaluateTasks(this.o.vectorized ? [...tasks].map(withTaskAxis) : tasks,
-      (t) => this.adapt(this.meta, t.xs, t.ys, steps, true, false), this.o.model, this.o.loss, steps);
-  }
-
-  dispose(): void {
-    for (const t of [...treeLeaves(this.meta), ...treeLeaves(this.optState.slots)]) t.dispose();
+  /** Adapts to each task with `steps` inner steps (default testInnerSteps) and scores its query set. */
+  evaluate(tasks: Iterable<Task>, o: EvaluateOptions = {}) {
+    const steps = o.steps ?? this.o.testInnerSteps;
+    return evaluateTasks(this.o.vectorized ? mapIterable(tasks, withTaskAxis) : tasks,
+      (t) => this.adapt(this.learned, t.xs, t.ys, { steps, firstOrder: true, training: false }), this.o.model, this.o.loss, steps);
   }
 }
+
+type InnerLoopRate = number | ((leaf: number, step: number) => Tensor | number);
 
 /** A single task as a stack of one, for vectorized learners. */
 export function withTaskAxis(t: Task): Task {

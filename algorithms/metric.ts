@@ -3,13 +3,12 @@
 // says how it scores a query set against a support set and what loss it trains; training is Adam
 // on the mean query loss over a batch of tasks, and evaluation scores each task's query set.
 
-import { valueAndGrad } from '../engine/autodiff.js';
 import * as ops from '../engine/ops.js';
-import { Optimizer, OptimizerState, adam } from '../engine/optim.js';
-import { treeLeaves } from '../engine/pytree.js';
-import { keep, noGrad, tidy } from '../engine/runtime.js';
+import { Optimizer, adam } from '../engine/optim.js';
+import { noGrad } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
-import { Summary, Task, accuracy, summarize } from './task.js';
+import { Evaluation, LearnerBase } from './learner.js';
+import { Task, accuracy, forEachTask, summarize } from './task.js';
 
 /** An embedding network: images [N, ...] -> features [N, d] (or feature maps [N, C, H, W]). */
 export type Embedding<P> = (params: P, x: Tensor, training: boolean) => Tensor;
@@ -43,18 +42,12 @@ function classLabels(who: string, t: Task): { ys: Int32Array; yq: Int32Array } {
   return { ys: t.ys, yq: t.yq };
 }
 
-export abstract class MetricLearner<P> {
-  params: P;
-  /** Training steps taken so far. */
-  iteration = 0;
-  private state: OptimizerState;
-  private readonly opt: Optimizer;
-
-  constructor(readonly name: string, params: P, optimizer?: Optimizer) {
-    this.params = keep(params);
-    this.opt = optimizer ?? adam({ lr: 1e-3 });
-    this.state = keep(this.opt.init(this.params));
+export abstract class MetricLearner<P> extends LearnerBase<{ params: P }> {
+  constructor(name: string, params: P, optimizer?: Optimizer) {
+    super(name, { params }, optimizer ?? adam({ lr: 1e-3 }));
   }
+
+  get params(): P { return this.learned.params; }
 
   /**
    * Scores of each query against each class, [queries, ways]: larger is more likely (logits,
@@ -71,35 +64,20 @@ export abstract class MetricLearner<P> {
   }
 
   /** One Adam step on the mean query loss over `tasks`; returns that loss (before the step). */
-  async step(tasks: readonly Task[]): Promise<number> {
+  step(tasks: readonly Task[]): Promise<number> {
     if (tasks.length === 0) throw new Error(`${this.name}.step: no tasks`);
-    const value = tidy(() => {
-      const [v, g] = valueAndGrad((p: P) => ops.div(tasks.map((t) => this.loss(p, t)).reduce((a, b) => ops.add(a, b)), tasks.length))(this.params);
-      const { params, state } = this.opt.update(this.params, g, this.state);
-      for (const t of [...treeLeaves(this.params), ...treeLeaves(this.state.slots)]) t.dispose();
-      this.params = keep(params);
-      this.state = keep(state);
-      return v as Tensor;
-    });
-    this.iteration++;
-    const v = (await value.data())[0];
-    value.dispose();
-    return v;
+    return this.optimizerStep(({ params }) => ops.div(tasks.map((t) => this.loss(params, t)).reduce((a, b) => ops.add(a, b)), tasks.length));
   }
 
   /** Query loss and accuracy per task, each as mean ± 95% CI over the tasks. */
-  async evaluate(tasks: Iterable<Task>, ..._unused: unknown[]): Promise<{ loss: Summary; accuracy: Summary }> {
+  async evaluate(tasks: Iterable<Task>): Promise<Evaluation & { accuracy: Evaluation['loss'] }> {
     const losses: number[] = [], accs: number[] = [];
-    for (const t of tasks) {
+    await forEachTask(tasks, async (t) => {
       const { ys, yq } = classLabels(this.name, t);
-      await tidy(async () => {
-        const s = noGrad(() => this.scores(this.params, t.xs, ys, t.xq, false));
-        losses.push((await this.lossFromScores(s, yq).data())[0]);
-        accs.push(await accuracy(s, yq));
-      });
-    }
+      const s = noGrad(() => this.scores(this.params, t.xs, ys, t.xq, false));
+      losses.push((await this.lossFromScores(s, yq).data())[0]);
+      accs.push(await accuracy(s, yq));
+    });
     return { loss: summarize(losses), accuracy: summarize(accs) };
   }
-
-  dispose(): void { for (const t of [...treeLeaves(this.params), ...treeLeaves(this.state.slots)]) t.dispose(); }
 }

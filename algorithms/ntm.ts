@@ -7,10 +7,11 @@ import * as ops from '../engine/ops.js';
 import * as nn from '../engine/nn.js';
 import * as mem from '../engine/memory-addressing.js';
 import { valueAndGrad } from '../engine/autodiff.js';
-import { keep, tidy } from '../engine/runtime.js';
-import { treeLeaves, treeMap } from '../engine/pytree.js';
-import type { Optimizer, OptimizerState } from '../engine/optim.js';
-import { disposeState } from '../engine/optim.js';
+import { noGrad, tidy } from '../engine/runtime.js';
+import { treeMap } from '../engine/pytree.js';
+import type { Optimizer } from '../engine/optim.js';
+import { Evaluation, LearnerBase } from './learner.js';
+import { summarize } from './task.js';
 import type { DType } from '../kernels/backend.js';
 import type { Random } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -102,36 +103,30 @@ export function copyLoss(p: NTMParams, input: Tensor, target: Tensor): Tensor {
 export const clipGradients = <P>(g: P, c: number): P => treeMap((x: Tensor) => ops.minimum(ops.maximum(x, -c), c), g as any) as P;
 
 /**
- * Trains a recurrent model with an optimiser and element-wise gradient clipping: owns the
- * parameters and optimiser state, replacing (and freeing) them at each step.
+ * Trains a sequence model (NTM, MANN) with an optimiser and element-wise gradient clipping on
+ * `loss(params, batch)`; `evaluate` gives the mean loss over held-out batches.
  */
-export class SequenceTrainer<P> {
-  params: P;
-  private state: OptimizerState;
-
-  constructor(params: P, private readonly loss: (p: P, ...args: any[]) => Tensor, private readonly optimizer: Optimizer, private readonly clip = 10) {
-    this.params = keep(params);
-    this.state = keep(optimizer.init(params));
+export class SequenceTrainer<P, B> extends LearnerBase<{ params: P }, B, B> {
+  constructor(params: P, private readonly loss: (p: P, batch: B) => Tensor, optimizer: Optimizer, private readonly clip = 10) {
+    super('SequenceTrainer', { params }, optimizer);
   }
 
-  /** One optimiser step on loss(params, ...args); returns the loss before the step. */
-  async step(...args: any[]): Promise<number> {
-    const { value, params, state } = tidy(() => {
-      const [v, g] = valueAndGrad((p: P) => this.loss(p, ...args))(this.params);
-      const next = this.optimizer.update(this.params, clipGradients(g, this.clip), this.state);
-      return { value: v, ...next };
+  get params(): P { return this.learned.params; }
+
+  /** One clipped optimiser step on loss(params, batch); returns the loss before the step. */
+  step(batch: B): Promise<number> {
+    return this.optimizerStep({
+      lossAndGrads: (learned) => {
+        const [v, g] = valueAndGrad((l: { params: P }) => this.loss(l.params, batch))(learned);
+        return [v, clipGradients(g, this.clip)];
+      },
     });
-    treeLeaves(this.params).forEach((t) => t.dispose());
-    disposeState(this.state);
-    this.params = keep(params);
-    this.state = keep(state);
-    const l = (await value.data())[0];
-    value.dispose();
-    return l;
   }
 
-  dispose(): void {
-    treeLeaves(this.params).forEach((t) => t.dispose());
-    disposeState(this.state);
+  /** The loss over held-out batches: mean ± 95% CI over batches. */
+  async evaluate(batches: Iterable<B>): Promise<Evaluation> {
+    const losses: number[] = [];
+    for (const b of batches) losses.push(await tidy(async () => (await noGrad(() => this.loss(this.params, b)).data())[0]));
+    return { loss: summarize(losses) };
   }
 }

@@ -1,12 +1,13 @@
 // Reptile (Nichol, Achiam & Schulman 2018): train on each task with plain SGD for k steps, then
 // move the initialisation towards the adapted weights. No second derivatives at all.
 
-import { grad } from '../engine/autodiff.js';
 import * as ops from '../engine/ops.js';
-import { treeLeaves, treeMap } from '../engine/pytree.js';
+import { treeMap } from '../engine/pytree.js';
 import type { Random } from '../engine/random.js';
-import { keep, tidy } from '../engine/runtime.js';
+import { tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
+import { innerLoop } from './inner-loop.js';
+import { EvaluateOptions, LearnerBase } from './learner.js';
 import { Loss, Model, Target, Task, evaluateTasks } from './task.js';
 
 export interface ReptileOptions<P> {
@@ -25,13 +26,12 @@ export interface ReptileOptions<P> {
    * 5-way Omniglot). Default: every example at every step. Needs `rng`.
    */
   innerBatch?: number;
-  /** Shuffles the examples for `innerBatch`. */
+  /** Shuffles the examples for `innerBatch`; the learner owns it (its position is in state()). */
   rng?: Random;
 }
 
-export class Reptile<P> {
-  params: P;
-  iteration = 0;
+/** Reptile's outer update is its own (a step towards the adapted weights), not an optimiser's. */
+export class Reptile<P> extends LearnerBase<{ params: P }> {
   readonly o: Required<Omit<ReptileOptions<P>, 'params' | 'metaSteps' | 'innerBatch' | 'rng'>> & Pick<ReptileOptions<P>, 'metaSteps' | 'innerBatch' | 'rng'>;
 
   constructor(opts: ReptileOptions<P>) {
@@ -39,21 +39,21 @@ export class Reptile<P> {
     if (opts.innerBatch !== undefined && (!Number.isInteger(opts.innerBatch) || opts.innerBatch < 1 || !opts.rng)) {
       throw new Error(`Reptile: innerBatch must be a whole number >= 1 and needs rng, got ${opts.innerBatch}${opts.rng ? '' : ' without rng'}`);
     }
+    super('Reptile', { params: opts.params }, null);
     this.o = { model: opts.model, loss: opts.loss, innerLr: opts.innerLr ?? 0.01, innerSteps,
       testInnerSteps: opts.testInnerSteps ?? innerSteps, metaLr: opts.metaLr ?? 1, metaSteps: opts.metaSteps,
       innerBatch: opts.innerBatch, rng: opts.rng };
-    this.params = keep(opts.params);
   }
 
+  get params(): P { return this.learned.params; }
+
   /** SGD on (x, y) from params; with `batches`, step s trains on the examples batches[s] only. */
-  adapt(params: P, x: Tensor, y: Target, steps: number, training = true, batches?: number[][]): P {
-    let fast = params;
-    for (let s = 0; s < steps; s++) {
-      const [xb, yb] = batches ? [takeRows(x, batches[s]), takeTargets(y, batches[s])] : [x, y];
-      const g = grad((p: P) => this.o.loss(this.o.model(p, xb, { step: s, training }), yb))(fast);
-      fast = treeMap((w, gw) => ops.sub(w, ops.mul(gw, this.o.innerLr)), fast, g);
-    }
-    return fast;
+  adapt(params: P, x: Tensor, y: Target, o: { steps: number; training?: boolean; batches?: number[][] }): P {
+    const b = o.batches;
+    return innerLoop(params, x, y, {
+      model: this.o.model, loss: this.o.loss, steps: o.steps, lr: this.o.innerLr, training: o.training,
+      data: b ? (s) => [takeRows(x, b[s]), takeTargets(y, b[s])] : undefined,
+    });
   }
 
   /** The example indices of each inner step for a task of n examples (innerBatch), or undefined. */
@@ -79,33 +79,37 @@ export class Reptile<P> {
    * class for 1-shot tests), and the returned loss is the adapted weights' loss on them.
    */
   async step(tasks: readonly Task[]): Promise<number> {
+    if (tasks.length === 0) throw new Error('Reptile.step: no tasks');
     const eps = this.o.metaSteps ? this.o.metaLr * Math.max(0, 1 - this.iteration / this.o.metaSteps) : this.o.metaLr;
-    const [next, loss] = tidy(() => {
+    const loss = tidy(() => {
       let delta: P | null = null;
       const losses: Tensor[] = [];
+      const params = this.params;
       for (const t of tasks) {
         const x = ops.concat([t.xs, t.xq]), y = concatTargets(t.ys, t.yq);
-        const fast = this.adapt(this.params, x, y, this.o.innerSteps, true, this.innerBatches(x.shape[0]));
+        const fast = this.adapt(params, x, y, { steps: this.o.innerSteps, batches: this.innerBatches(x.shape[0]) });
         losses.push(this.o.loss(this.o.model(fast, x, { step: this.o.innerSteps, training: true }), y));
-        const d = treeMap((f, p) => ops.sub(f, p), fast, this.params);
+        const d = treeMap((f, p) => ops.sub(f, p), fast, params);
         delta = delta === null ? d : treeMap((a, b) => ops.add(a, b), delta, d);
       }
       const mean = ops.div(losses.reduce((a, b) => ops.add(a, b)), losses.length);
-      return [treeMap((p, d) => ops.add(p, ops.mul(d, eps / tasks.length)), this.params, delta!), mean] as const;
+      this.commit({ params: treeMap((p, d) => ops.add(p, ops.mul(d, eps / tasks.length)), params, delta!) });
+      return mean;
     });
-    for (const t of treeLeaves(this.params)) t.dispose();
-    this.params = keep(next);
-    this.iteration++;
-    const v = (await loss.data())[0];
-    loss.dispose();
-    return v;
+    return this.readLoss(loss);
   }
 
-  evaluate(tasks: Iterable<Task>, steps = this.o.testInnerSteps) {
-    return evaluateTasks(tasks, (t) => this.adapt(this.params, t.xs, t.ys, steps, false), this.o.model, this.o.loss, steps);
+  evaluate(tasks: Iterable<Task>, o: EvaluateOptions = {}) {
+    const steps = o.steps ?? this.o.testInnerSteps;
+    return evaluateTasks(tasks, (t) => this.adapt(this.params, t.xs, t.ys, { steps, training: false }), this.o.model, this.o.loss, steps);
   }
 
-  dispose(): void { for (const t of treeLeaves(this.params)) t.dispose(); }
+  protected override extraInfo() { return this.o.rng ? { rng: this.o.rng.state() } : {}; }
+  protected override loadExtraInfo(info: Record<string, unknown>) {
+    if (!this.o.rng) return;
+    if (!info.rng) throw new Error('Reptile.load: the state has no random-stream position for the inner batches');
+    this.o.rng.setState(info.rng as any);
+  }
 }
 
 /** Rows `idx` (ascending) of x, as runs of consecutive rows. */

@@ -7,16 +7,16 @@
 // Koch's convolutional net is built for 105x105 images; on 28x28 Omniglot the default embedding is
 // the Conv4 feature extractor (4 x [3x3 conv, batch norm, ReLU, 2x2 max-pool], 64 features).
 
-import { valueAndGrad } from '../engine/autodiff.js';
 import * as nn from '../engine/nn.js';
 import * as ops from '../engine/ops.js';
-import { Optimizer, OptimizerState, adam } from '../engine/optim.js';
+import { Optimizer, adam } from '../engine/optim.js';
 import { treeLeaves } from '../engine/pytree.js';
 import type { Random } from '../engine/random.js';
-import { keep, noGrad, tidy } from '../engine/runtime.js';
+import { noGrad, tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { DType } from '../kernels/backend.js';
-import { Summary, Task, summarize } from './task.js';
+import { Buffers, LearnerBase } from './learner.js';
+import { Summary, Task, forEachTask, summarize } from './task.js';
 
 /** An embedding network: images [N, ...] -> features [N, featureDim]. */
 export interface SiameseEmbedding<P> {
@@ -24,9 +24,8 @@ export interface SiameseEmbedding<P> {
   featureDim: number;
   /** `training` says whether batch statistics are used and running statistics updated. */
   embed(params: P, x: Tensor, training: boolean): Tensor;
-  /** Non-trainable state worth saving with the parameters (running batch-norm statistics). */
-  state?(): unknown;
-  dispose?(): void;
+  /** Running batch-norm statistics, saved with the learner (which takes them over). */
+  buffers?: Buffers;
 }
 
 export interface Conv4EmbeddingOptions {
@@ -41,7 +40,7 @@ export interface Conv4EmbeddingOptions {
   batchNorm?: 'running' | 'batch';
 }
 
-/** Conv4 features as a Siamese embedding; owns its running statistics (call dispose()). */
+/** Conv4 features as a Siamese embedding, with its running statistics as buffers (the network takes them over). */
 export function conv4Embedding(rng: Random, o: Conv4EmbeddingOptions = {}): SiameseEmbedding<nn.Params> {
   const filters = o.filters ?? 64;
   const { blocks, head } = nn.initConv4(rng, { ...o, ways: 1 }) as { blocks: nn.Params[]; head: nn.LinearParams };
@@ -57,8 +56,7 @@ export function conv4Embedding(rng: Random, o: Conv4EmbeddingOptions = {}): Siam
     params,
     featureDim: filters * side * side,
     embed: (p, x, training) => nn.conv4Features(p, x, stats.mode(0, training), training ? stats.update(0) : undefined),
-    state: () => ({ running: [0, 1, 2, 3].map((b) => stats.at(0, b)) }),
-    dispose: () => stats.dispose(),
+    buffers: stats,
   };
 }
 
@@ -77,20 +75,18 @@ export interface SiameseOptions<P> {
 /** Pairs of images with same-class targets (see datasets' PairSampler). */
 export interface Pairs { x1: Tensor; x2: Tensor; same: Tensor }
 
-export class SiameseNetwork<P> {
-  params: SiameseParams<P>;
-  private state: OptimizerState;
-  private readonly opt: Optimizer;
+export class SiameseNetwork<P> extends LearnerBase<{ params: SiameseParams<P> }, Pairs> {
   readonly embedding: SiameseEmbedding<P>;
 
-  /** Takes over the embedding's parameters (and disposes them in dispose()). */
+  /** Takes over the embedding's parameters and buffers (and disposes them in dispose()). */
   constructor(o: SiameseOptions<P>) {
-    this.embedding = o.embedding;
     const dtype = o.dtype ?? treeLeaves(o.embedding.params)[0]?.dtype ?? 'float32';
-    this.params = keep({ embed: o.embedding.params, head: nn.initLinear(o.rng, o.embedding.featureDim, 1, { dtype, init: 'xavierUniform' }) });
-    this.opt = o.optimizer ?? adam({ lr: 1e-3 });
-    this.state = keep(this.opt.init(this.params));
+    const params = { embed: o.embedding.params, head: nn.initLinear(o.rng, o.embedding.featureDim, 1, { dtype, init: 'xavierUniform' }) };
+    super('SiameseNetwork', { params }, o.optimizer ?? adam({ lr: 1e-3 }), o.embedding.buffers);
+    this.embedding = o.embedding;
   }
+
+  get params(): SiameseParams<P> { return this.learned.params; }
 
   /** Similarity logits of a's rows against b's rows, pair by pair: features fa, fb [N, D] -> [N]. */
   private headLogits(p: SiameseParams<P>, fa: Tensor, fb: Tensor): Tensor {
@@ -110,19 +106,7 @@ export class SiameseNetwork<P> {
   }
 
   /** One optimiser step on a batch of pairs; returns the loss before the step. */
-  async step(pairs: Pairs): Promise<number> {
-    const loss = tidy(() => {
-      const [value, g] = valueAndGrad((p: SiameseParams<P>) => this.loss(p, pairs))(this.params);
-      const { params, state } = this.opt.update(this.params, g, this.state);
-      for (const t of [...treeLeaves(this.params), ...treeLeaves(this.state.slots)]) t.dispose();
-      this.params = keep(params);
-      this.state = keep(state);
-      return value;
-    });
-    const v = (await loss.data())[0];
-    loss.dispose();
-    return v;
-  }
+  step(pairs: Pairs): Promise<number> { return this.optimizerStep(({ params }) => this.loss(params, pairs)); }
 
   /** Same-class logits of every query against every support image: [queries, supports]. */
   scores(task: Task): Tensor {
@@ -149,25 +133,19 @@ export class SiameseNetwork<P> {
    */
   async evaluate(tasks: Iterable<Task>): Promise<{ loss: Summary; accuracy: Summary; trials: Summary }> {
     const losses: number[] = [], accs: number[] = [], hits: number[] = [];
-    for (const t of tasks) {
+    await forEachTask(tasks, async (t) => {
       const ys = labelsOf(t.ys, 'support'), yq = labelsOf(t.yq, 'query');
-      await tidy(async () => {
-        const sc = this.scores(t);
-        const target = ops.tensor(Array.from(yq).flatMap((l) => Array.from(ys, (s) => (s === l ? 1 : 0))), sc.shape, { dtype: sc.dtype });
-        losses.push((await nn.binaryCrossEntropyWithLogits(sc, target).data())[0]);
-        const pred = await ops.argMax(sc);
-        const h: number[] = Array.from(pred, (j, i) => (ys[j] === yq[i] ? 1 : 0));
-        hits.push(...h);
-        accs.push(h.reduce((x, y) => x + y, 0) / h.length);
-      });
-    }
+      const sc = this.scores(t);
+      const target = ops.tensor(Array.from(yq).flatMap((l) => Array.from(ys, (s) => (s === l ? 1 : 0))), sc.shape, { dtype: sc.dtype });
+      losses.push((await nn.binaryCrossEntropyWithLogits(sc, target).data())[0]);
+      const pred = await ops.argMax(sc);
+      const h: number[] = Array.from(pred, (j, i) => (ys[j] === yq[i] ? 1 : 0));
+      hits.push(...h);
+      accs.push(h.reduce((x, y) => x + y, 0) / h.length);
+    });
     return { loss: summarize(losses), accuracy: summarize(accs), trials: summarize(hits) };
   }
 
-  dispose(): void {
-    for (const t of [...treeLeaves(this.params), ...treeLeaves(this.state.slots)]) t.dispose();
-    this.embedding.dispose?.();
-  }
 }
 
 function labelsOf(y: Task['ys'], which: string): Int32Array {

@@ -41,17 +41,48 @@ export const formatSummary = (s: Summary, scale = 1, digits = 2): string =>
 
 /**
  * Adapts to each task with `adapt` and scores the query set: mean loss and, for classification
- * (labels as Int32Array), accuracy, each with a 95% confidence interval.
+ * (labels as Int32Array), accuracy, each with a 95% confidence interval. Tasks are drawn one at a
+ * time and freed after scoring, so the memory does not grow with their number.
  */
 export async function evaluateTasks<P>(tasks: Iterable<Task>, adapt: (t: Task) => P, model: Model<P>, loss: Loss, step: number)
   : Promise<{ loss: Summary; accuracy?: Summary }> {
   const losses: number[] = [], accs: number[] = [];
-  for (const t of tasks) {
-    await tidy(async () => {
-      const out = model(adapt(t), t.xq, { step, training: false });
-      losses.push((await loss(out, t.yq).data())[0]);
-      if (t.yq instanceof Int32Array) accs.push(await accuracy(out, t.yq));
-    });
-  }
+  await forEachTask(tasks, async (t) => {
+    const out = model(adapt(t), t.xq, { step, training: false });
+    losses.push((await loss(out, t.yq).data())[0]);
+    if (t.yq instanceof Int32Array) accs.push(await accuracy(out, t.yq));
+  });
   return { loss: summarize(losses), accuracy: accs.length ? summarize(accs) : undefined };
+}
+
+/**
+ * Runs `fn` on each task, drawing the task inside the task's scope: its tensors (and everything
+ * computed from it) are freed before the next is drawn, so any number of tasks fits in the memory
+ * of one.
+ */
+export async function forEachTask(tasks: Iterable<Task>, fn: (t: Task) => Promise<void>): Promise<void> {
+  const it = tasks[Symbol.iterator]();
+  for (;;) {
+    const done = await tidy(async () => {
+      const r = it.next();
+      if (r.done) return true;
+      await fn(r.value);
+      return false;
+    });
+    if (done) return;
+    await yieldToEventLoop();
+  }
+}
+
+/** A macrotask turn between tasks, so a long evaluation lets timers, signals and a page's events in. */
+const yieldToEventLoop = (): Promise<void> => new Promise((r) => (globalThis.setImmediate ?? setTimeout)(r));
+
+/** n items of `draw()`, drawn lazily (a stream of test tasks). */
+export function* take<T>(draw: () => T, n: number): Iterable<T> {
+  for (let i = 0; i < n; i++) yield draw();
+}
+
+/** The items of `it` through f, lazily. */
+export function* mapIterable<A, B>(it: Iterable<A>, f: (a: A) => B): Iterable<B> {
+  for (const a of it) yield f(a);
 }

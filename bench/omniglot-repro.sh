@@ -79,6 +79,6 @@ for entry in "${RUNS[@]}"; do
   if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
   echo "== $name: node dist/cli/main.js --dataset omniglot --data $DATA $argv"
   # shellcheck disable=SC2086
-  node dist/cli/main.js --dataset omniglot --data "$DATA" $argv --out "runs/repro/$name" 2>&1 | tee "runs/repro/$name.log"
+  node dist/cli/main.js --dataset omniglot --data "$DATA" $argv --out "runs/repro/$name" --force 2>&1 | tee "runs/repro/$name.log"
   cp "runs/repro/$name/report.json" "bench/results/omniglot/$name.json"
 done

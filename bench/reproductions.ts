@@ -132,8 +132,8 @@ function memorySection(): string[] {
   const mannCurves: Curve[] = [], ntmCurves: Curve[] = [];
   for (const name of runNames(dir)) {
     const r = JSON.parse(readFileSync(path.join(dir, `${name}.json`), 'utf8'));
-    const c = r.config;
-    const cmd = `\`node dist/cli/memory-learners.js ${(cmds[name] ?? '?').replace(/\$DATA/g, '../shared/data/omniglot')}\``;
+    const c = { ...r.config, batch: r.config.batch ?? r.config.metaBatch };   // --batch became --meta-batch
+    const cmd = `\`node dist/cli/main.js ${(cmds[name] ?? '?').replace(/\$DATA/g, '../shared/data/omniglot')}\``;
     const steps = (c.startIteration ?? 0) + r.trainIterations;
     if (c.algorithm === 'ntm') {
       const bits = (l: any, len: number) => `${l.costBits.toFixed(l.costBits < 1 ? 2 : 1)} (${l.wrongBits.toFixed(1)} of ${len * c.width} bits wrong)`;

@@ -5,11 +5,12 @@ export class Progress {
   private start = performance.now();
   private lastDecile = -1;
 
-  constructor(private readonly total: number, private readonly label: string, private readonly out = process.stderr) {}
+  /** `first`: the count already done when this process started (a resumed run). */
+  constructor(private readonly total: number, private readonly label: string, private readonly out = process.stderr, private readonly first = 0) {}
 
   update(done: number, metrics: Record<string, number> = {}): void {
     const elapsed = (performance.now() - this.start) / 1000;
-    const eta = done > 0 ? (elapsed / done) * (this.total - done) : NaN;
+    const eta = done > this.first ? (elapsed / (done - this.first)) * (this.total - done) : NaN;
     const m = Object.entries(metrics).map(([k, v]) => `${k} ${v.toPrecision(4)}`).join('  ');
     const pct = Math.floor((100 * done) / this.total);
     if (this.out.isTTY) {
@@ -21,6 +22,9 @@ export class Progress {
       this.out.write(`${this.label} ${done}/${this.total} (${pct}%)  ${fmt(elapsed)} elapsed, ETA ${fmt(eta)}  ${m}\n`);
     }
   }
+
+  /** Ends the redrawn line (a run stopped before its total). */
+  done(): void { if (this.out.isTTY) this.out.write('\n'); }
 
   /** Prints a line of its own (e.g. a held-out score); `excludeMs` of work outside the loop is left out of rate and ETA. */
   note(line: string, excludeMs = 0): void {

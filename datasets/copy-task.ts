@@ -2,7 +2,7 @@
 // delimiter, then silence while the network must reproduce the sequence. Seeded and deterministic.
 
 import type { DType } from '../kernels/backend.js';
-import { Random } from '../engine/random.js';
+import { Random, RandomState } from '../engine/random.js';
 import { tensor } from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
 
@@ -39,6 +39,10 @@ export class CopyTask {
     }
     this.rng = new Random(o.seed ?? 0);
   }
+
+  /** Where the stream of draws stands (for checkpoints); setState continues it exactly. */
+  state(): { rng: RandomState } { return { rng: this.rng.state() }; }
+  setState(s: { rng: RandomState }): void { this.rng.setState(s.rng); }
 
   /** A batch of sequences; the length is drawn from the configured range unless given. */
   next(batch: number, length?: number): CopyBatch {

@@ -4,7 +4,7 @@
 // every episode, so nothing about a class's label can be stored in the weights.
 
 import type { DType } from '../kernels/backend.js';
-import { Random } from '../engine/random.js';
+import { Random, RandomState } from '../engine/random.js';
 import { tensor } from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { ClassDataset } from './sampler.js';
@@ -43,6 +43,10 @@ export class LabelDelayEpisodes {
     this.pixels = data.imageShape.reduce((a, b) => a * b, 1);
     this.rng = new Random(o.seed ?? 0);
   }
+
+  /** Where the stream of draws stands (for checkpoints); setState continues it exactly. */
+  state(): { rng: RandomState } { return { rng: this.rng.state() }; }
+  setState(s: { rng: RandomState }): void { this.rng.setState(s.rng); }
 
   next(batch: number): LabelDelayBatch {
     const { ways, instances, pixels } = this, steps = ways * instances, C = pixels + ways;

@@ -6,7 +6,7 @@
 // from a second stream, so the pairs drawn are the same with and without it.
 
 import type { DType } from '../kernels/backend.js';
-import { Random } from '../engine/random.js';
+import { Random, RandomState } from '../engine/random.js';
 import { tensor } from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { ClassDataset } from './sampler.js';
@@ -47,6 +47,10 @@ export class PairSampler {
     this.distort = o.distort ? (o.distort === true ? {} : o.distort) : null;
     if (this.distort && data.imageShape.length !== 3) throw new Error(`PairSampler: distort needs images [channels, height, width], got [${data.imageShape}]`);
   }
+
+  /** Where the streams of draws stand (for checkpoints); setState continues them exactly. */
+  state(): { rng: RandomState; distort: RandomState } { return { rng: this.rng.state(), distort: this.distortRng.state() }; }
+  setState(s: { rng: RandomState; distort: RandomState }): void { this.rng.setState(s.rng); this.distortRng.setState(s.distort); }
 
   next(dtype: DType = 'float32'): PairBatch {
     const n = this.batchSize, per = this.data.imageShape.reduce((a, b) => a * b, 1);

@@ -3,7 +3,7 @@
 // per set, so sampling costs a few copies per episode.
 
 import type { DType } from '../kernels/backend.js';
-import { Random } from '../engine/random.js';
+import { Random, RandomState } from '../engine/random.js';
 import { tensor } from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
 
@@ -46,6 +46,10 @@ export class EpisodeSampler {
     this.rng = new Random(opts.seed ?? 0);
   }
 
+  /** Where the stream of draws stands (for checkpoints); setState continues it exactly. */
+  state(): { rng: RandomState } { return { rng: this.rng.state() }; }
+  setState(s: { rng: RandomState }): void { this.rng.setState(s.rng); }
+
   next(): Episode {
     const { ways, shots, queries } = this.opts;
     const per = this.data.imageShape.reduce((a, b) => a * b, 1);
@@ -82,6 +86,10 @@ export function episodeTensors(e: Episode, dtype: DType = 'float32'): { xs: Tens
 export class BatchSampler {
   private readonly rng: Random;
   constructor(readonly data: ClassDataset, readonly batchSize: number, seed = 0) { this.rng = new Random(seed); }
+
+  /** Where the stream of draws stands (for checkpoints); setState continues it exactly. */
+  state(): { rng: RandomState } { return { rng: this.rng.state() }; }
+  setState(s: { rng: RandomState }): void { this.rng.setState(s.rng); }
 
   next(dtype: DType = 'float32'): { x: Tensor; labels: Int32Array } {
     const per = this.data.imageShape.reduce((a, b) => a * b, 1);

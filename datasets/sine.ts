@@ -2,7 +2,7 @@
 // U[0, pi], inputs ~ U[-5, 5]; K support points and K (or `queries`) query points per task.
 
 import type { DType } from '../kernels/backend.js';
-import { Random } from '../engine/random.js';
+import { Random, RandomState } from '../engine/random.js';
 import { tensor } from '../engine/ops.js';
 import type { Tensor } from '../engine/tensor.js';
 
@@ -19,6 +19,10 @@ export class SineTasks {
     this.queries = opts.queries ?? this.shots;
     this.rng = new Random(opts.seed ?? 0);
   }
+
+  /** Where the stream of draws stands (for checkpoints); setState continues it exactly. */
+  state(): { rng: RandomState } { return { rng: this.rng.state() }; }
+  setState(s: { rng: RandomState }): void { this.rng.setState(s.rng); }
 
   next(): SineTask {
     const amplitude = this.rng.uniformNumber(0.1, 5), phase = this.rng.uniformNumber(0, Math.PI);

@@ -330,8 +330,21 @@ export class PerStepBatchNormStats {
     };
   }
 
-  /** The statistics of one step and block (for inspection and checkpoints). */
+  /** The statistics of one step and block (for inspection). */
   at(step: number, block: number): RunningStats { return this.stats[step][block]; }
+
+  /** Every step's statistics as a tree [step][block] { mean, variance } (for checkpoints). */
+  tensors(): RunningStats[][] { return this.stats; }
+
+  /** Takes over statistics of the same structure as tensors(), freeing the ones they replace. */
+  replace(tree: unknown): void {
+    const next = tree as RunningStats[][];
+    if (next.length !== this.stats.length || next.some((row, s) => row.length !== this.stats[s].length)) {
+      throw new Error(`PerStepBatchNormStats.replace: expected ${this.stats.length} steps x ${this.stats[0].length} blocks`);
+    }
+    this.dispose();
+    next.forEach((row, s) => { this.stats[s] = row.map((r) => keep(r)); });
+  }
 
   dispose(): void { this.stats.flat().forEach((r) => { r.mean.dispose(); r.variance.dispose(); }); }
 }

@@ -14,6 +14,8 @@ export interface OptimizerState { step: number; slots: Tensor[][] }
 export interface Optimizer {
   init<P>(params: P): OptimizerState;
   update<P>(params: P, grads: P, state: OptimizerState): { params: P; state: OptimizerState };
+  /** Names of the per-parameter slots (Adam: m, v), for checkpoints. */
+  readonly slotNames?: readonly string[];
 }
 
 /**
@@ -25,9 +27,10 @@ export function safeSqrt(x: Tensor): Tensor {
   return ops.where(pos, ops.sqrt(ops.where(pos, x, 1)), 0);
 }
 
-function build(slotCount: number, step: (p: Tensor, g: Tensor, slots: Tensor[], t: number) => [Tensor, Tensor[]]): Optimizer {
+function build(slotNames: string[], step: (p: Tensor, g: Tensor, slots: Tensor[], t: number) => [Tensor, Tensor[]]): Optimizer {
   return {
-    init: (params) => ({ step: 0, slots: treeLeaves(params).map((p) => Array.from({ length: slotCount }, () => ops.zerosLike(p))) }),
+    slotNames,
+    init: (params) => ({ step: 0, slots: treeLeaves(params).map((p) => slotNames.map(() => ops.zerosLike(p))) }),
     update(params, grads, state) {
       const ps = treeLeaves(params), gs = treeLeaves(grads);
       if (ps.length !== gs.length) throw new Error(`optimizer: ${ps.length} parameters but ${gs.length} gradients`);
@@ -40,7 +43,7 @@ function build(slotCount: number, step: (p: Tensor, g: Tensor, slots: Tensor[], 
 /** Stochastic gradient descent, with optional (Nesterov) momentum and L2 weight decay. */
 export function sgd(o: { lr: Rate; momentum?: number; nesterov?: boolean; weightDecay?: number }): Optimizer {
   const mu = o.momentum ?? 0;
-  return build(mu ? 1 : 0, (p, g, [v], t) => {
+  return build(mu ? ['momentum'] : [], (p, g, [v], t) => {
     const gd = o.weightDecay ? ops.add(g, ops.mul(p, o.weightDecay)) : g;
     if (!mu) return [ops.sub(p, ops.mul(gd, rateAt(o.lr, t))), []];
     const v2 = ops.add(ops.mul(v, mu), gd);
@@ -52,7 +55,7 @@ export function sgd(o: { lr: Rate; momentum?: number; nesterov?: boolean; weight
 /** Adam (Kingma & Ba 2015) with bias correction. */
 export function adam(o: { lr: Rate; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }): Optimizer {
   const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999, eps = o.eps ?? 1e-8;
-  return build(2, (p, g, [m, v], t) => {
+  return build(['m', 'v'], (p, g, [m, v], t) => {
     const gd = o.weightDecay ? ops.add(g, ops.mul(p, o.weightDecay)) : g;
     const m2 = ops.add(ops.mul(m, b1), ops.mul(gd, 1 - b1));
     const v2 = ops.add(ops.mul(v, b2), ops.mul(ops.mul(gd, gd), 1 - b2));
@@ -64,7 +67,7 @@ export function adam(o: { lr: Rate; beta1?: number; beta2?: number; eps?: number
 /** RMSprop (Tieleman & Hinton 2012). */
 export function rmsprop(o: { lr: Rate; decay?: number; eps?: number }): Optimizer {
   const rho = o.decay ?? 0.99, eps = o.eps ?? 1e-8;
-  return build(1, (p, g, [s], t) => {
+  return build(['square'], (p, g, [s], t) => {
     const s2 = ops.add(ops.mul(s, rho), ops.mul(ops.mul(g, g), 1 - rho));
     return [ops.sub(p, ops.mul(ops.div(g, ops.add(safeSqrt(s2), eps)), rateAt(o.lr, t))), [s2]];
   });

@@ -6,30 +6,11 @@ import * as mg from '../index.js';
 import { Tensor } from '../index.js';
 import { MAML, Reptile, classificationLoss, regressionLoss, Task } from '../algorithms/index.js';
 import { SineTasks } from '../datasets/index.js';
+import { fdMismatch } from './support/finite-differences.js';
 import { activate, backendNames } from './support/backends.js';
 
 const f64 = { dtype: 'float64' as const };
 type Params = Record<string, any>;
-
-/** Max relative difference between the analytic gradient of f at tree p and central differences. */
-function fdMismatch(f: (p: any) => Tensor, p: any, h = 1e-6): number {
-  const leaves = mg.treeLeaves(p);
-  const analytic = mg.tidy(() => mg.treeLeaves(mg.grad(f)(p)).map((g) => Float64Array.from(g.dataSync())));
-  let worst = 0;
-  leaves.forEach((leaf, li) => {
-    const base = Float64Array.from(leaf.dataSync());
-    for (let j = 0; j < base.length; j++) {
-      const at = (d: number) => mg.tidy(() => {
-        const v = Float64Array.from(base); v[j] += d;
-        const moved = leaves.map((l, k) => (k === li ? mg.tensor(v, [...l.shape], f64) : l));
-        return f(mg.treeUnflatten(p, moved)).dataSync()[0];
-      });
-      const fd = (at(h) - at(-h)) / (2 * h);
-      worst = Math.max(worst, Math.abs(fd - analytic[li][j]) / (1 + Math.abs(fd)));
-    }
-  });
-  return worst;
-}
 
 const mlp = (act: 'tanh' | 'sigmoid') => (p: Params, x: Tensor) => {
   const h = mg.nn.linear(p.l1, x);
@@ -124,7 +105,7 @@ describe('MAML meta-gradients against float64 differences', () => {
       const maml = new MAML({ model: (q: any, xx: Tensor, ctx) => mg.nn.conv4(mg.nn.conv4AtStep(q, ctx.step), xx), loss: classificationLoss,
         params: p, innerLr: 0.1, innerSteps: 1, adapt: (path) => !path.includes('.bn.') });
       // The inner step does not move the batch-norm weights.
-      const fast = maml.adapt(maml.meta, x, task.ys, 1, false, true) as any;
+      const fast = maml.adapt(maml.meta, x, task.ys, { steps: 1 }) as any;
       expect(fast.blocks[1].bn.scale).toBe(maml.meta.params.blocks[1].bn.scale);
       const g = mg.grad((q: any) => maml.metaLoss({ params: q }, [task]))(maml.meta.params) as any;
       const rows = Array.from(g.blocks[1].bn.scale.dataSync() as Float64Array);
@@ -222,7 +203,7 @@ describe('fine-tuning baseline', () => {
     const ft = new FineTuneBaseline({ features: (p: any, x: Tensor) => mg.nn.conv4Features(p, x), featureDim: 16, params: backbone as any, headSteps: 50, headLr: 0.5 });
     const batches = new BatchSampler(classes, 32, 1);
     const losses: number[] = [];
-    for (let i = 0; i < 60; i++) losses.push(await mg.tidy(() => { const b = batches.next(); return ft.pretrainStep(b.x, b.labels); }));
+    for (let i = 0; i < 60; i++) losses.push(await mg.tidy(() => { const b = batches.next(); return ft.step(b); }));
     const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
     expect(mean(losses.slice(-10))).toBeLessThan(mean(losses.slice(0, 10)) * 0.8);
     const episodes = new EpisodeSampler(omni.split('test'), { ways: 5, shots: 5, queries: 5, seed: 3 });

@@ -8,30 +8,11 @@ import * as mg from '../index.js';
 import { Tensor, addressing as A } from '../index.js';
 import { initNTM, ntm, copyLoss, initMANN, mannLoss, SequenceTrainer, accuracyByInstance } from '../algorithms/index.js';
 import { CopyTask, copyTensors, LabelDelayEpisodes, labelDelayInput, type ClassDataset } from '../datasets/index.js';
+import { fdMismatch } from './support/finite-differences.js';
 import { activate } from './support/backends.js';
 
 const f64 = { dtype: 'float64' as const };
 const vals = (t: Tensor) => Array.from(t.dataSync());
-
-/** Max relative difference between the analytic gradient of f at tree p and central differences. */
-function fdMismatch(f: (p: any) => Tensor, p: any, h = 1e-6): number {
-  const leaves = mg.treeLeaves(p);
-  const analytic = mg.tidy(() => mg.treeLeaves(mg.grad(f)(p)).map((g) => Float64Array.from(g.dataSync())));
-  let worst = 0;
-  leaves.forEach((leaf, li) => {
-    const base = Float64Array.from(leaf.dataSync());
-    for (let j = 0; j < base.length; j++) {
-      const at = (d: number) => mg.tidy(() => {
-        const v = Float64Array.from(base); v[j] += d;
-        const moved = leaves.map((l, k) => (k === li ? mg.tensor(v, [...l.shape], f64) : l));
-        return f(mg.treeUnflatten(p, moved)).dataSync()[0];
-      });
-      const fd = (at(h) - at(-h)) / (2 * h);
-      worst = Math.max(worst, Math.abs(fd - analytic[li][j]) / (1 + Math.abs(fd)));
-    }
-  });
-  return worst;
-}
 
 const floats = (n: number, lo = -3, hi = 3) => fc.array(fc.double({ min: lo, max: hi, noNaN: true }), { minLength: n, maxLength: n });
 
@@ -265,9 +246,9 @@ describe('training (wasm)', () => {
   it('the NTM learns the copy task in a short run, with a flat memory footprint', async () => {
     await activate('wasm');
     const cfg = { inputSize: 5, outputSize: 4, hidden: 32, rows: 16, width: 8 };
-    const trainer = new SequenceTrainer(initNTM(new mg.Random(0), cfg), copyLoss, mg.optim.adam({ lr: 3e-3 }));
+    const trainer = new SequenceTrainer(initNTM(new mg.Random(0), cfg), (p, b: { input: Tensor; target: Tensor }) => copyLoss(p, b.input, b.target), mg.optim.adam({ lr: 3e-3 }));
     const task = new CopyTask({ width: 4, minLength: 1, maxLength: 4, seed: 5 });
-    const step = () => mg.tidy(() => { const { input, target } = copyTensors(task.next(16)); return trainer.step(input, target); });
+    const step = () => mg.tidy(() => trainer.step(copyTensors(task.next(16))));
     const losses: number[] = [await step()];
     const mem = mg.memory();
     for (let i = 1; i < 300; i++) losses.push(await step());
@@ -282,9 +263,9 @@ describe('training (wasm)', () => {
   it('MANN training on label-delay episodes keeps a flat memory footprint and a finite loss', async () => {
     await activate('wasm');
     const cfg = { inputSize: 16 + 3, ways: 3, hidden: 16, rows: 12, width: 6, heads: 2 };
-    const trainer = new SequenceTrainer(initMANN(new mg.Random(1), cfg), (p: any, x: Tensor, y: Int32Array) => mannLoss(p, x, y, cfg), mg.optim.adam({ lr: 1e-3 }));
+    const trainer = new SequenceTrainer(initMANN(new mg.Random(1), cfg), (p: any, b: { x: Tensor; y: Int32Array }) => mannLoss(p, b.x, b.y, cfg), mg.optim.adam({ lr: 1e-3 }));
     const episodes = new LabelDelayEpisodes(fakeClasses(6, 5, 16), { ways: 3, instances: 4, seed: 4 });
-    const step = () => mg.tidy(() => { const e = episodes.next(4); return trainer.step(labelDelayInput(e), e.labels); });
+    const step = () => mg.tidy(() => { const e = episodes.next(4); return trainer.step({ x: labelDelayInput(e), y: e.labels }); });
     const first = await step();
     const mem = mg.memory();
     const losses: number[] = [];

@@ -9,33 +9,10 @@ import * as mg from '../index.js';
 import { Tensor } from '../index.js';
 import { MatchingNet, ProtoNet, RelationNet, Task, initFullContext, initRelationNet, prototypes, relationModule } from '../algorithms/index.js';
 import { EpisodeSampler, Omniglot, episodeTensors } from '../datasets/index.js';
+import { fdMismatch } from './support/finite-differences.js';
 import { activate } from './support/backends.js';
 
 const f64 = { dtype: 'float64' as const };
-
-/**
- * Max relative difference between the analytic gradient of f at tree p and central differences,
- * over at most `perLeaf` entries of each leaf (spread over the leaf).
- */
-function fdMismatch(f: (p: any) => Tensor, p: any, perLeaf = Infinity, h = 1e-6): number {
-  const leaves = mg.treeLeaves(p);
-  const analytic = mg.tidy(() => mg.treeLeaves(mg.grad(f)(p)).map((g) => Float64Array.from(g.dataSync())));
-  let worst = 0;
-  leaves.forEach((leaf, li) => {
-    const base = Float64Array.from(leaf.dataSync());
-    const stride = Math.max(1, Math.floor(base.length / perLeaf));
-    for (let j = 0; j < base.length; j += stride) {
-      const at = (d: number) => mg.tidy(() => {
-        const v = Float64Array.from(base); v[j] += d;
-        const moved = leaves.map((l, k) => (k === li ? mg.tensor(v, [...l.shape], f64) : l));
-        return f(mg.treeUnflatten(p, moved)).dataSync()[0];
-      });
-      const fd = (at(h) - at(-h)) / (2 * h);
-      worst = Math.max(worst, Math.abs(fd - analytic[li][j]) / (1 + Math.abs(fd)));
-    }
-  });
-  return worst;
-}
 
 const rows = (t: Tensor): number[][] => t.arraySync();
 const matrix = (n: number, d: number) => fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: n * d, maxLength: n * d });
@@ -189,7 +166,7 @@ describe('loss gradients against float64 finite differences (tiny episodes, ref 
       const scores = rel.scores(rel.params, task.xs, task.ys as Int32Array, task.xq, true);
       expect(scores.shape).toEqual([6, 3]);
       expect([...scores.dataSync()].every((v) => v > 0 && v < 1)).toBe(true);
-      expect(fdMismatch((p: any) => rel.loss(p, task), rel.params, 4)).toBeLessThan(1e-5);
+      expect(fdMismatch((p: any) => rel.loss(p, task), rel.params, { perLeaf: 4 })).toBeLessThan(1e-5);
       rel.dispose();
     });
   }, 60_000);

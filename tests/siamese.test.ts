@@ -11,31 +11,12 @@ import * as mg from '../index.js';
 import { Tensor } from '../index.js';
 import { SiameseNetwork, conv4Embedding, SiameseEmbedding, Task } from '../algorithms/index.js';
 import { EpisodeSampler, Omniglot, PairSampler, ZipArchive, episodeTensors, loadLakeRuns, ClassDataset, applyAffine, drawAffine } from '../datasets/index.js';
+import { fdMismatch } from './support/finite-differences.js';
 import { activate } from './support/backends.js';
 
 const ROOT = new URL('../../shared/data/omniglot', import.meta.url).pathname;
 const RUNS_ZIP = join(ROOT, 'all_runs.zip');
 const f64 = { dtype: 'float64' as const };
-
-/** Max relative difference between the analytic gradient of f at tree p and central differences. */
-function fdMismatch(f: (p: any) => Tensor, p: any, h = 1e-6): number {
-  const leaves = mg.treeLeaves(p);
-  const analytic = mg.tidy(() => mg.treeLeaves(mg.grad(f)(p)).map((g) => Float64Array.from(g.dataSync())));
-  let worst = 0;
-  leaves.forEach((leaf, li) => {
-    const base = Float64Array.from(leaf.dataSync());
-    for (let j = 0; j < base.length; j++) {
-      const at = (d: number) => mg.tidy(() => {
-        const v = Float64Array.from(base); v[j] += d;
-        const moved = leaves.map((l, k) => (k === li ? mg.tensor(v, [...l.shape], f64) : l));
-        return f(mg.treeUnflatten(p, moved)).dataSync()[0];
-      });
-      const fd = (at(h) - at(-h)) / (2 * h);
-      worst = Math.max(worst, Math.abs(fd - analytic[li][j]) / (1 + Math.abs(fd)));
-    }
-  });
-  return worst;
-}
 
 /** A tiny conv embedding: 3x3 conv (2 filters), batch norm (batch statistics), ReLU, 2x2 max-pool. */
 function tinyEmbedding(rng: mg.Random): SiameseEmbedding<any> {
