@@ -8,11 +8,11 @@ import { Optimizer, adam } from '../engine/optim.js';
 import { noGrad, tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
 import { LearnerBase } from './learner.js';
-import { Summary, Task, accuracy, forEachTask, summarize } from './task.js';
+import { Model, Summary, Task, accuracy, forEachTask, summarize } from './task.js';
 
 export interface FineTuneOptions<P> {
   /** The backbone: images -> features [N, featureDim]. */
-  features: (params: P, x: Tensor) => Tensor;
+  features: Model<P>;
   featureDim: number;
   /** Backbone parameters plus a pretraining head { w: [featureDim, classes], b: [classes] }; taken over. */
   params: P & { head: { w: Tensor; b: Tensor } };
@@ -35,7 +35,7 @@ export class FineTuneBaseline<P> extends LearnerBase<{ params: WithHead<P> }, La
   get params(): WithHead<P> { return this.learned.params; }
 
   private logits(p: WithHead<P>, x: Tensor): Tensor {
-    return ops.add(ops.matmul(this.o.features(p, x), p.head.w), p.head.b);
+    return ops.add(ops.matmul(this.o.features(p, x, { step: 0, training: true }), p.head.w), p.head.b);
   }
 
   /** One supervised pretraining step on a batch labelled with training-class indices; returns the loss. */
@@ -50,7 +50,8 @@ export class FineTuneBaseline<P> extends LearnerBase<{ params: WithHead<P> }, La
     await forEachTask(tasks, async (t) => {
       if (!(t.ys instanceof Int32Array) || !(t.yq instanceof Int32Array)) throw new Error('FineTuneBaseline.evaluate: tasks need class labels (Int32Array)');
       const ways = Math.max(...t.ys) + 1;
-      const fs = noGrad(() => this.o.features(this.params, t.xs)), fq = noGrad(() => this.o.features(this.params, t.xq));
+      const ctx = { step: 0, training: false };
+      const fs = noGrad(() => this.o.features(this.params, t.xs, ctx)), fq = noGrad(() => this.o.features(this.params, t.xq, ctx));
       let head = { w: ops.zeros([this.o.featureDim, ways], { dtype: fs.dtype }), b: ops.zeros([ways], { dtype: fs.dtype }) };
       for (let s = 0; s < steps; s++) {
         const next = tidy(() => {

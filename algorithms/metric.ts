@@ -8,10 +8,10 @@ import { Optimizer, adam } from '../engine/optim.js';
 import { noGrad } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
 import { Evaluation, LearnerBase } from './learner.js';
-import { Task, accuracy, forEachTask, summarize } from './task.js';
+import { Model, Task, accuracy, forEachTask, summarize } from './task.js';
 
-/** An embedding network: images [N, ...] -> features [N, d] (or feature maps [N, C, H, W]). */
-export type Embedding<P> = (params: P, x: Tensor, training: boolean) => Tensor;
+/** An embedding network, a model like any other: images [N, ...] -> features [N, d] (or feature maps [N, C, H, W]). */
+export type Embedding<P> = Model<P>;
 
 /**
  * Support and query go through the embedding in one batch, as in the Prototypical networks code, so
@@ -19,7 +19,7 @@ export type Embedding<P> = (params: P, x: Tensor, training: boolean) => Tensor;
  * MAML reference's batch norm).
  */
 export function embedTogether<P>(embed: Embedding<P>, params: P, xs: Tensor, xq: Tensor, training: boolean): [Tensor, Tensor] {
-  const both = embed(params, ops.concat([xs, xq], 0), training);
+  const both = embed(params, ops.concat([xs, xq], 0), { step: 0, training });
   const [es, eq] = ops.split(both, [xs.shape[0], xq.shape[0]], 0);
   return [es, eq];
 }

@@ -16,14 +16,14 @@ import { noGrad, tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { DType } from '../kernels/backend.js';
 import { Buffers, LearnerBase } from './learner.js';
-import { Summary, Task, forEachTask, summarize } from './task.js';
+import { Model, Summary, Task, forEachTask, summarize } from './task.js';
 
 /** An embedding network: images [N, ...] -> features [N, featureDim]. */
 export interface SiameseEmbedding<P> {
   params: P;
   featureDim: number;
-  /** `training` says whether batch statistics are used and running statistics updated. */
-  embed(params: P, x: Tensor, training: boolean): Tensor;
+  /** The embedding model; `ctx.training` says whether batch statistics are used and running statistics updated. */
+  embed: Model<P>;
   /** Running batch-norm statistics, saved with the learner (which takes them over). */
   buffers?: Buffers;
 }
@@ -55,7 +55,7 @@ export function conv4Embedding(rng: Random, o: Conv4EmbeddingOptions = {}): Siam
   return {
     params,
     featureDim: filters * side * side,
-    embed: (p, x, training) => nn.conv4Features(p, x, stats.mode(0, training), training ? stats.update(0) : undefined),
+    embed: (p, x, { training }) => nn.conv4Features(p, x, stats.mode(0, training), training ? stats.update(0) : undefined),
     buffers: stats,
   };
 }
@@ -96,7 +96,7 @@ export class SiameseNetwork<P> extends LearnerBase<{ params: SiameseParams<P> },
   /** Logits of "same class" for each pair [B]; both sides go through the embedding in one batch. */
   pairLogits(p: SiameseParams<P>, x1: Tensor, x2: Tensor, training = true): Tensor {
     if (x1.shape.join() !== x2.shape.join()) throw new Error(`SiameseNetwork: pair sides differ in shape: ${JSON.stringify(x1.shape)} and ${JSON.stringify(x2.shape)}`);
-    const [f1, f2] = ops.split(this.embedding.embed(p.embed, ops.concat([x1, x2]), training), 2, 0);
+    const [f1, f2] = ops.split(this.embedding.embed(p.embed, ops.concat([x1, x2]), { step: 0, training }), 2, 0);
     return this.headLogits(p, f1, f2);
   }
 
@@ -112,7 +112,7 @@ export class SiameseNetwork<P> extends LearnerBase<{ params: SiameseParams<P> },
   scores(task: Task): Tensor {
     return noGrad(() => {
       const s = task.xs.shape[0], q = task.xq.shape[0];
-      const [fs, fq] = ops.split(this.embedding.embed(this.params.embed, ops.concat([task.xs, task.xq]), false), [s, q], 0);
+      const [fs, fq] = ops.split(this.embedding.embed(this.params.embed, ops.concat([task.xs, task.xq]), { step: 0, training: false }), [s, q], 0);
       const d = fs.shape[1];
       const a = ops.reshape(ops.broadcastTo(ops.expandDims(fq, 1), [q, s, d]), [q * s, d]);
       const b = ops.reshape(ops.broadcastTo(ops.expandDims(fs, 0), [q, s, d]), [q * s, d]);

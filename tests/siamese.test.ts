@@ -49,7 +49,7 @@ describe('Siamese verification loss', () => {
       const pairs = { x1: rng.normal([4, 1, 6, 6], f64), x2: rng.normal([4, 1, 6, 6], f64), same: mg.tensor([1, 0, 1, 0], [4], f64) };
       // Definition: sigmoid(w . |f(x1) - f(x2)| + b), both sides embedded in one batch.
       const p = net.params as any;
-      const f = net.embedding.embed(p.embed, mg.concat([pairs.x1, pairs.x2]), true).dataSync();
+      const f = net.embedding.embed(p.embed, mg.concat([pairs.x1, pairs.x2]), { step: 0, training: true }).dataSync();
       const w = p.head.w.dataSync(), b = p.head.b.dataSync()[0], d = 18;
       const want = [1, 0, 1, 0].reduce((s, t, i) => {
         let z = b;
