@@ -126,6 +126,7 @@ export abstract class LearnerBase<T extends Record<string, unknown>, Batch = rea
   }
 
   load(s: LearnerState): void {
+    if (!Number.isInteger(s.info?.iteration) || s.info.iteration < 0) throw new Error(`${this.name}.load: the state has no iteration count`);
     const learned = copyTree(this.learned, s.tensors, '', this.name);
     let optState: OptimizerState | null = null;
     if (this.optState) {

@@ -148,10 +148,17 @@ async function main(argv: string[]): Promise<number> {
   let curve: Point[] = [], trainSeconds = 0, smoothed = NaN;
   if (resumeFrom) {
     const m = resumeFrom.metadata;
-    const { tensors } = decodeCheckpoint(resumeFrom.bytes, resumeFrom.file);
-    run.learner.load({ tensors, info: m.learner as LearnerState['info'] });
-    Object.values(tensors).forEach((t) => t.dispose());
-    for (const [k, st] of Object.entries(m.streams as Record<string, unknown>)) run.streams[k].setState(st);
+    try {
+      const { tensors } = decodeCheckpoint(resumeFrom.bytes, resumeFrom.file);
+      try { run.learner.load({ tensors, info: m.learner as LearnerState['info'] }); } finally { Object.values(tensors).forEach((t) => t.dispose()); }
+      const streams = m.streams as Record<string, unknown>;
+      for (const k of new Set([...Object.keys(streams), ...Object.keys(run.streams)])) {
+        if (!(k in streams) || !run.streams[k]) throw new Error(`the sampler positions (${Object.keys(streams)}) do not match this run's samplers (${Object.keys(run.streams)})`);
+        run.streams[k].setState(streams[k]);
+      }
+    } catch (e) {
+      throw new Error(`${resumeFrom.file}: ${e instanceof Error ? e.message.replace(`${resumeFrom.file}: `, '') : e}`);
+    }
     curve = m.curve as Point[];
     trainSeconds = m.trainSeconds as number;
     smoothed = (m.smoothed as number | null) ?? NaN;

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeSafetensors, isTransposedInFile } from '../engine/checkpoint.js';
+import { decodeSafetensors, encodeSafetensors, isTransposedInFile } from '../engine/checkpoint.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -226,6 +226,16 @@ describe('CLI', () => {
       expect(checkpointBytes(out).equals(bytes), 'the checkpoint is left as it was').toBe(true);
       expect(readFileSync(join(out, 'report.json')).equals(reportBefore)).toBe(true);
     }
+    // A well-formed file whose tensors do not fit its configuration (a MAML run relabelled Meta-SGD).
+    const { tensors, metadata } = decodeSafetensors(good, 'checkpoint');
+    const config = { ...JSON.parse(metadata.config), algorithm: 'metasgd' };
+    const relabelled = Buffer.from(encodeSafetensors(tensors, { ...metadata, config: JSON.stringify(config) }));
+    writeFileSync(join(out, 'checkpoint.safetensors'), relabelled);
+    const r = cli('--resume', out);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/checkpoint\.safetensors: MAML\.load: the state has no tensor 'lrs\.0'/);
+    expect(checkpointBytes(out).equals(relabelled)).toBe(true);
+    expect(readFileSync(join(out, 'report.json')).equals(reportBefore)).toBe(true);
     expect(readdirSync(out).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   }, 60_000);
 
