@@ -4,6 +4,7 @@ import type { Backend } from './kernels/backend.js';
 import type { WasmBackend } from './kernels/wasm/backend.js';
 import { createRefBackend } from './kernels/ref/backend.js';
 import { getBackend, useBackend } from './engine/runtime.js';
+import { checkInt, checkOptions, show } from './engine/validate.js';
 
 export * from './engine/ops.js';
 export { Tensor } from './engine/tensor.js';
@@ -21,6 +22,9 @@ export type { WasmBackend, WasmBackendOptions } from './kernels/wasm/backend.js'
 
 export type BackendName = 'wasm' | 'webgpu' | 'ref' | 'auto';
 
+/** The most threads `init({ threads })` starts: more only add start-up time and memory on any machine we know. */
+export const MAX_THREADS = 64;
+
 export interface InitOptions {
   /**
    * 'wasm' (default: AssemblyScript SIMD kernels), 'webgpu' (WGSL compute kernels, float32 only;
@@ -36,6 +40,7 @@ export interface InitOptions {
    * included (default 1). n > 1 starts n - 1 worker threads sharing the backend's memory; results
    * are bit-identical to 1 thread. Node only: elsewhere it says why and runs on 1 thread.
    * `(await init({ threads: 2 })).dispose()` stops the workers (optional: they never keep Node alive).
+   * A whole number from 1 to MAX_THREADS (64); the other backends have no threads.
    */
   threads?: number;
 }
@@ -48,7 +53,13 @@ export interface InitOptions {
 export function init(opts?: InitOptions & { backend?: 'wasm' }): Promise<WasmBackend>;
 export function init(opts?: InitOptions): Promise<Backend>;
 export async function init(opts: InitOptions = {}): Promise<Backend> {
+  checkOptions('init', opts);
   const name = opts.backend ?? 'wasm';
+  if (!['wasm', 'webgpu', 'ref', 'auto'].includes(name)) throw new TypeError(`init: backend must be 'wasm', 'webgpu', 'ref' or 'auto', got ${show(name)}`);
+  if (opts.threads !== undefined) {
+    checkInt('init', 'threads', opts.threads, 1, MAX_THREADS);
+    if (opts.threads > 1 && (name === 'ref' || name === 'webgpu')) throw new RangeError(`init: the ${name} backend has no threads (threads: ${opts.threads} is for 'wasm')`);
+  }
   let b: Backend;
   if (name === 'auto') {
     const log = opts.log ?? ((m: string) => console.info(m));

@@ -3,7 +3,8 @@
 
 import type { DType } from '../kernels/backend.js';
 import { sizeOf } from '../kernels/strides.js';
-import { fromValues } from './runtime.js';
+import { checkAllocation, fromValues } from './runtime.js';
+import { checkDtype, checkOptions, checkShape } from './validate.js';
 import type { Tensor } from './tensor.js';
 
 const M0 = 0xd2511f53, M1 = 0xcd9e8d57, W0 = 0x9e3779b9, W1 = 0xbb67ae85;
@@ -124,12 +125,21 @@ export class Random {
   }
 
   uniform(shape: readonly number[], opts: RandomOptions & { low?: number; high?: number } = {}): Tensor {
-    return fromValues(this.uniformValues(sizeOf(shape), opts.low ?? 0, opts.high ?? 1), shape, opts.dtype ?? 'float32');
+    const [s, dtype] = checked('uniform', shape, opts);
+    return fromValues(this.uniformValues(sizeOf(s), opts.low ?? 0, opts.high ?? 1), s, dtype, 'uniform');
   }
 
   normal(shape: readonly number[], opts: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
-    return fromValues(this.normalValues(sizeOf(shape), opts.mean ?? 0, opts.std ?? 1), shape, opts.dtype ?? 'float32');
+    const [s, dtype] = checked('normal', shape, opts);
+    return fromValues(this.normalValues(sizeOf(s), opts.mean ?? 0, opts.std ?? 1), s, dtype, 'normal');
   }
+}
+
+/** The shape and dtype, checked before the host array of values is built. */
+function checked(op: string, shape: unknown, opts: RandomOptions): [number[], DType] {
+  const s = checkShape(op, 'shape', shape), dtype = checkDtype(op, checkOptions(op, opts).dtype ?? 'float32');
+  checkAllocation(op, s, dtype);
+  return [s, dtype];
 }
 
 let global = new Random(0);

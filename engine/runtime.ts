@@ -1,10 +1,12 @@
 // The engine's state: the active backend, the scope stack that owns tensors, whether operations are
 // being recorded for autodiff, and `run`, the single entry point through which every primitive runs.
 
-import type { Backend, DType, TensorInfo } from '../kernels/backend.js';
+import { Backend, DType, TensorInfo, bytesPerElement } from '../kernels/backend.js';
+import { sizeOf } from '../kernels/strides.js';
 import { primitives } from './primitives.js';
 import { Tensor, stats, internal } from './tensor.js';
 import { treeLeaves } from './pytree.js';
+import { show } from './validate.js';
 
 let active: Backend | null = null;
 const backends = new Map<string, Backend>();
@@ -41,7 +43,12 @@ export function noGrad<T>(fn: () => T): T {
 // ---------- numerics checking ----------
 
 let checkNumerics = false;
-/** When on, every kernel's output is read back and the first op producing NaN or Inf throws. Slow. */
+/**
+ * When on, every kernel's output is checked and the first op producing NaN or Inf throws, naming the
+ * op, the output and input shapes. Slow. On WASM and the reference backend the op itself throws. WebGPU
+ * cannot read synchronously: there each output is scanned on the GPU and the error is thrown by the
+ * next `await t.data()` (or any read-back) after the op, still naming the first op that failed.
+ */
 export function setCheckNumerics(on: boolean): void { checkNumerics = on; }
 
 // ---------- scopes ----------
@@ -139,9 +146,39 @@ export function makeTensor(shape: readonly number[], dtype: DType, data: { backe
   return t;
 }
 
-export function fromValues(values: ArrayLike<number>, shape: readonly number[], dtype: DType): Tensor {
+const gib = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${n} bytes`);
+
+/**
+ * Refuses a tensor the active backend cannot hold, before anything is allocated (a host array of
+ * that size included): the message gives the bytes requested and available.
+ */
+export function checkAllocation(op: string, shape: readonly number[], dtype: DType): void {
+  const b = backend(), lim = b.limits;
+  if (!lim) return;
+  const bytes = sizeOf(shape) * bytesPerElement(dtype), used = b.bytesInUse();
+  if (bytes > lim.storageBytes || used + bytes > lim.totalBytes) {
+    const total = Number.isFinite(lim.totalBytes) ? `, ${gib(Math.max(0, lim.totalBytes - used))} of its ${gib(lim.totalBytes)} free` : '';
+    throw new RangeError(`${op}: a [${shape}] ${dtype} tensor needs ${gib(bytes)}; the ${b.name} backend holds at most ${gib(lim.storageBytes)} in one tensor${total}`);
+  }
+}
+
+export function fromValues(values: ArrayLike<number>, shape: readonly number[], dtype: DType, op = 'tensor'): Tensor {
   const b = backend();
-  return makeTensor(shape, dtype, { backend: b, storage: b.upload(dtype, values), refs: 1 });
+  checkAllocation(op, shape, dtype);
+  return makeTensor(shape, dtype, { backend: b, storage: named(op, () => b.upload(dtype, values)), refs: 1 });
+}
+
+/** Runs a backend call; an error from it (out of memory, an unsupported dtype) names the op. */
+function named<R>(op: string, fn: () => R): R {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof Error && !e.message.startsWith(`${op}:`)) {
+      const E = e instanceof TypeError ? TypeError : e instanceof RangeError ? RangeError : Error;
+      throw new E(`${op}: ${e.message}`);
+    }
+    throw e;
+  }
 }
 
 /**
@@ -150,15 +187,18 @@ export function fromValues(values: ArrayLike<number>, shape: readonly number[], 
  */
 export function run(name: string, inputs: readonly Tensor[], attrs: any = {}): Tensor {
   const p = primitives[name];
-  const infos: TensorInfo[] = inputs.map((x) => {
+  const infos: TensorInfo[] = inputs.map((x, i) => {
+    if (!(x instanceof Tensor)) throw new TypeError(`${name}: input ${i} must be a Tensor, got ${show(x)}`);
     const d = x.liveData(name);
     if (d.backend !== active) {
-      throw new Error(`${name}: tensor #${x.id} lives on backend '${d.backend.name}' but the active backend is '${backend().name}'`);
+      const other = d.backend.name === backend().name ? ` (another '${d.backend.name}' backend, created with other options such as threads)` : '';
+      throw new Error(`${name}: tensor #${x.id} lives on backend '${d.backend.name}'${other} but the active backend is '${backend().name}'`);
     }
     return { storage: d.storage, shape: x.shape, dtype: x.dtype };
   });
   const spec = p.infer(inputs, attrs);
   const b = backend();
+  if (!p.view) checkAllocation(name, spec.shape, spec.dtype);
   let out: Tensor;
   if (p.view) {
     const d = inputs[0]._data!;
@@ -167,7 +207,7 @@ export function run(name: string, inputs: readonly Tensor[], attrs: any = {}): T
   } else {
     const kernel = b.kernels[name];
     if (!kernel) throw new Error(`${name}: backend '${b.name}' has no kernel for this primitive`);
-    out = makeTensor(spec.shape, spec.dtype, { backend: b, storage: kernel(infos, attrs, spec), refs: 1 });
+    out = makeTensor(spec.shape, spec.dtype, { backend: b, storage: named(name, () => kernel(infos, attrs, spec)), refs: 1 });
     if (checkNumerics) assertFinite(out, name, inputs);
   }
   if (tape.recording && p.vjp && inputs.some((x) => x.requiresGrad)) {
@@ -179,12 +219,18 @@ export function run(name: string, inputs: readonly Tensor[], attrs: any = {}): T
 }
 
 function assertFinite(t: Tensor, op: string, inputs: readonly Tensor[]): void {
-  const v = t._data!.backend.readSync(t._data!.storage);
-  if (v === null) return;
+  const { backend: b, storage } = t._data!;
+  const where = `of output [${t.shape}] from inputs ${inputs.map((x) => `[${x.shape}]`).join(', ')}`;
+  const v = b.readSync(storage);
+  if (v === null) {
+    // Asynchronous backends (WebGPU) check on the device and report at the next read-back; the
+    // message is built from strings only, so the check keeps no tensor alive.
+    b.checkFinite?.(storage, (i, x) => `${op}: produced ${x} at flat index ${i} ${where} ` +
+      `(setCheckNumerics on ${b.name}: found on the device, reported at the first read-back after the op)`);
+    return;
+  }
   for (let i = 0; i < v.length; i++) {
-    if (!Number.isFinite(v[i])) {
-      throw new Error(`${op}: produced ${v[i]} at flat index ${i} of output [${t.shape}] from inputs ${inputs.map((x) => `[${x.shape}]`).join(', ')}`);
-    }
+    if (!Number.isFinite(v[i])) throw new Error(`${op}: produced ${v[i]} at flat index ${i} ${where}`);
   }
 }
 

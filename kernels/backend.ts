@@ -37,8 +37,20 @@ export interface Backend {
   /** Synchronous read-back, or null where the backend cannot (WebGPU). */
   readSync(s: Storage): TypedArray | null;
   read(s: Storage): Promise<TypedArray>;
+  /**
+   * For backends that cannot read synchronously (WebGPU), what setCheckNumerics uses instead of
+   * readSync: queues a check, on the device, that `s` holds only finite values. The first checked
+   * storage (in call order) found holding NaN or +-Inf makes the next read() or sync() reject with
+   * `describe(flat index of its first non-finite element, that value)`; later checks are dropped.
+   */
+  checkFinite?(s: Storage, describe: (index: number, value: number) => string): void;
   /** Bytes currently allocated for live storages. */
   bytesInUse(): number;
+  /**
+   * The most bytes one storage, and all of them together, can take: the engine refuses a larger
+   * request before building anything (host arrays included).
+   */
+  readonly limits?: { storageBytes: number; totalBytes: number };
 }
 
 export const bytesPerElement = (d: DType): number => (d === 'float32' ? 4 : 8);

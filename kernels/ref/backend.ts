@@ -12,6 +12,11 @@ class RefStorage implements Storage {
 
 const arr = (t: TensorInfo): TypedArray => (t.storage as RefStorage).data;
 
+// Special values follow JavaScript's Math (IEEE 754), which is PyTorch's behaviour too: log(0) = -Inf,
+// log(x < 0) = sqrt(x < 0) = NaN, pow as Math.pow, and NaN propagates through relu, sign, maximum,
+// minimum (in either operand) and the max reduction. Every backend matches these exactly
+// (tests/special-values.test.ts); comparisons with NaN are false (notEqual true), where(NaN, a, b) = a.
+
 export const unaryFns: Record<string, (x: number) => number> = {
   neg: (x) => -x,
   exp: Math.exp,
@@ -19,11 +24,12 @@ export const unaryFns: Record<string, (x: number) => number> = {
   sqrt: Math.sqrt,
   tanh: Math.tanh,
   sigmoid: (x) => 1 / (1 + Math.exp(-x)),
-  relu: (x) => (x > 0 ? x : 0),
+  // x <= 0 (-0 included) gives +0; NaN stays NaN.
+  relu: (x) => (x <= 0 ? 0 : x),
   abs: Math.abs,
   sin: Math.sin,
   cos: Math.cos,
-  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : 0),
+  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : NaN),
 };
 
 export const binaryFns: Record<string, (a: number, b: number) => number> = {
@@ -32,8 +38,10 @@ export const binaryFns: Record<string, (a: number, b: number) => number> = {
   mul: (a, b) => a * b,
   div: (a, b) => a / b,
   pow: Math.pow,
-  maximum: (a, b) => (a >= b ? a : b),
-  minimum: (a, b) => (a <= b ? a : b),
+  // NaN if either is NaN; max(-0, +0) = +0 and min(-0, +0) = -0 (IEEE 754-2019 maximum/minimum, what
+  // WebAssembly's f32.max/f32x4.max compute).
+  maximum: Math.max,
+  minimum: Math.min,
   greater: (a, b) => +(a > b),
   greaterEqual: (a, b) => +(a >= b),
   less: (a, b) => +(a < b),
@@ -78,7 +86,8 @@ function makeKernels(alloc: (dtype: DType, size: number) => RefStorage): Record<
     return r;
   };
   k.sum = reduce(0, (a, v) => a + v);
-  k.max = reduce(-Infinity, (a, v) => (v > a || Number.isNaN(v) ? v : a));
+  // Math.max: NaN propagates; commutative and associative, so every backend may reduce in any order.
+  k.max = reduce(-Infinity, Math.max);
 
   k.matmul = ([a, b], { transA, transB }, o) => {
     const r = out(o), as = arr(a), bs = arr(b);
@@ -257,5 +266,7 @@ export function createRefBackend(): Backend {
     readSync: (s) => (s as RefStorage).data.slice(),
     read: async (s) => (s as RefStorage).data.slice(),
     bytesInUse: () => bytes,
+    // JavaScript typed arrays: V8 allows 2^32 elements at most.
+    limits: { storageBytes: 2 ** 32, totalBytes: Infinity },
   };
 }

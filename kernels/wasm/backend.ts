@@ -527,6 +527,8 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     readSync: (s) => view(asStorage(s)).slice(),
     read: async (s) => view(asStorage(s)).slice(),
     bytesInUse: () => bytesLive,
+    // The allocator's largest block, and WebAssembly's 4 GiB of memory.
+    limits: { storageBytes: 2 ** 30, totalBytes: 2 ** 32 },
     memoryBytes: () => memory.buffer.byteLength,
     get threads() { return threads; },
     parallelStats: () => ({

@@ -237,6 +237,7 @@ class WebGPURuntime {
       readSync: () => null,
       read: (s) => this.read(s),
       bytesInUse: () => this.liveBytes,
+      limits: { storageBytes: this.maxBytes, totalBytes: Infinity },
       flush: () => { this.check(); this.flush(); },
       sync: () => this.sync(),
       pooledBytes: () => this.poolBytes,
