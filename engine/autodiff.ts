@@ -5,8 +5,9 @@
 
 import { primitives } from './primitives.js';
 import { internal, tape, noGrad, stopGradient, tidy, watch } from './runtime.js';
-import { Tree, treeLeaves, treeUnflatten } from './pytree.js';
+import { treeLeaves, treeUnflatten } from './pytree.js';
 import { Tensor, peekNextId } from './tensor.js';
+import { show } from './validate.js';
 import * as ops from './ops.js';
 
 const shp = (s: readonly number[]) => `[${s.join(', ')}]`;
@@ -106,12 +107,19 @@ function checkScalar(name: string, y: unknown): Tensor {
   return y;
 }
 
-/** Traces f on watched aliases of the leaves of `primals`. */
-function trace<P, O>(f: (p: P, ...a: any[]) => O, primals: P, args: any[]): { watched: Tensor[]; out: O } {
+/** A transform's function argument, checked when the transform is made. */
+function checkFunction(name: string, f: unknown): void {
+  if (typeof f !== 'function') throw new TypeError(`${name}: expects a function, got ${show(f)}`);
+}
+
+/** Traces f on watched aliases of the leaves of `primals` (a tensor or a tree with at least one). */
+function trace<P, O>(name: string, f: (p: P, ...a: any[]) => O, primals: P, args: any[]): { watched: Tensor[]; out: O } {
+  const leaves = treeLeaves(primals);
+  if (leaves.length === 0) throw new TypeError(`${name}: the argument to differentiate must be a Tensor or a tree of tensors, got ${show(primals)}`);
   const prev = tape.recording;
   tape.recording = true;
   try {
-    const watched = treeLeaves(primals).map(watch);
+    const watched = leaves.map(watch);
     return { watched, out: f(treeUnflatten(primals, watched), ...args) };
   } finally {
     tape.recording = prev;
@@ -124,22 +132,66 @@ export interface GradOptions {
 }
 
 /**
- * Returns a function computing [f(params, ...args), ∂f/∂params] for a scalar-valued f. `params` is a
- * tensor or any plain object/array of tensors; the gradient has the same structure.
- * @example const [loss, g] = valueAndGrad((p) => p.w.mul(x).sum())({ w })
+ * What an unannotated first parameter of a function given to `grad` or `valueAndGrad` is taken to
+ * be: a tensor (`(x) => x.tanh().sum()`), or a tree of tensors reached by property and index access
+ * (`(p) => p.w.mul(x).sum()`, `p.layers[0].b`). The transformed function is then generic in its
+ * argument: `grad((p) => ...)(params)` has the type of `params`. Annotate the parameter to have it
+ * checked precisely (needed, for example, to pass the whole tree to a function that expects a
+ * particular structure).
  */
-export function valueAndGrad<P, A extends any[]>(f: (params: P, ...args: A) => any, opts: GradOptions = {}) {
-  return (params: P, ...args: A): [any, P] => {
+export type AnyParams = Tensor & { readonly [key: string]: AnyParams };
+
+/** What a function given to `grad` / `valueAndGrad` returns: a one-element tensor, or `[loss, aux]` with `hasAux`. */
+export type LossOutput = Tensor | readonly [Tensor, unknown];
+
+/** A function `grad` and `valueAndGrad` accept: a scalar loss of a tensor or tree (the first argument) and any further arguments. */
+export type LossFn = (params: any, ...args: any[]) => LossOutput;
+
+/** A function whose first parameter accepts `AnyParams`: one written without a type there, or typed `Tensor`, `any`, `unknown`. */
+type UntypedLossFn = (params: AnyParams, ...args: any[]) => LossOutput;
+
+/** The parameters of F after the first. */
+type RestParams<F> = F extends (params: any, ...args: infer A) => any ? A : never;
+
+/** `grad(f)`: f's arguments; the gradient with respect to the first, with its structure. */
+export type GradFn<F extends LossFn> = [Parameters<F>[0]] extends [AnyParams]
+  ? <T>(params: T, ...args: RestParams<F>) => T
+  : (...args: Parameters<F>) => Parameters<F>[0];
+
+/** `valueAndGrad(f)`: f's arguments; [f's value (`[loss, aux]` with `hasAux`), the gradient]. */
+export type ValueAndGradFn<F extends LossFn> = [Parameters<F>[0]] extends [AnyParams]
+  ? <T>(params: T, ...args: RestParams<F>) => [ReturnType<F>, T]
+  : (...args: Parameters<F>) => [ReturnType<F>, Parameters<F>[0]];
+
+// Two signatures (types only): the first for functions whose first parameter is unannotated (or
+// Tensor / any / unknown), which it resolves through the conditional ValueAndGradFn; the second for
+// the rest, including functions of a caller's type parameter, where a conditional type would stay
+// unresolved. grad has the same two.
+/**
+ * Returns a function computing [f(params, ...args), ∂f/∂params] for a scalar-valued f. `params` is a
+ * tensor or any plain object/array of tensors; the gradient has the same structure. With `hasAux`,
+ * f returns [loss, aux] and so does the value.
+ * @example const [loss, g] = valueAndGrad((p) => p.w.mul(x).sum())({ w })   // loss: Tensor, g: { w: Tensor }
+ */
+export function valueAndGrad<F extends UntypedLossFn>(f: F, opts?: GradOptions): ValueAndGradFn<F>;
+export function valueAndGrad<F extends LossFn>(f: F, opts?: GradOptions): (...args: Parameters<F>) => [ReturnType<F>, Parameters<F>[0]];
+export function valueAndGrad(f: (params: any, ...args: any[]) => any, opts: GradOptions = {}): (params: any, ...args: any[]) => [any, any] {
+  return makeValueAndGrad('valueAndGrad', f, opts);
+}
+
+function makeValueAndGrad(name: string, f: (params: any, ...args: any[]) => any, opts: GradOptions): (params: any, ...args: any[]) => [any, any] {
+  checkFunction(name, f);
+  return (params: any, ...args: any[]): [any, any] => {
     const outer = tape.depth;
     tape.depth++;
     try {
       return tidy(() => {
-        const { watched, out } = trace(f, params, args);
+        const { watched, out } = trace(name, f, params, args);
         const [y, aux] = opts.hasAux ? (out as [Tensor, unknown]) : [out, undefined];
-        checkScalar('valueAndGrad', y);
+        checkScalar(name, y);
         const gs = backward([y], [ops.onesLike(y)], watched, outer > 0);
         const value = outer > 0 ? y : stopGradient(y);
-        return [opts.hasAux ? [value, aux] : value, treeUnflatten(params, gs)] as [any, P];
+        return [opts.hasAux ? [value, aux] : value, treeUnflatten(params, gs)] as [any, any];
       });
     } finally {
       tape.depth--;
@@ -148,13 +200,15 @@ export function valueAndGrad<P, A extends any[]>(f: (params: P, ...args: A) => a
 }
 
 /**
- * The gradient of a scalar-valued f with respect to its first argument (a tensor or a tree of them).
- * Nest it freely: grad(x => grad(f)(x).sum()) is a second derivative.
- * @example const df = grad((x: Tensor) => x.tanh().sum()); df(x)  // 1 - tanh(x)^2
+ * The gradient of a scalar-valued f with respect to its first argument (a tensor or a tree of them),
+ * as a function of f's arguments. Nest it freely: grad(x => grad(f)(x).sum()) is a second derivative.
+ * @example const df = grad((x: Tensor) => x.tanh().sum()); df(x)  // df: (x: Tensor) => Tensor; 1 - tanh(x)^2
  */
-export function grad<P, A extends any[]>(f: (params: P, ...args: A) => Tensor, opts: GradOptions = {}) {
-  const vg = valueAndGrad(f, opts);
-  return (params: P, ...args: A): P => tidy(() => vg(params, ...args)[1]);
+export function grad<F extends UntypedLossFn>(f: F, opts?: GradOptions): GradFn<F>;
+export function grad<F extends LossFn>(f: F, opts?: GradOptions): (...args: Parameters<F>) => Parameters<F>[0];
+export function grad(f: LossFn, opts: GradOptions = {}): (params: any, ...args: any[]) => any {
+  const vg = makeValueAndGrad('grad', f, opts);
+  return (params: any, ...args: any[]): any => tidy(() => vg(params, ...args)[1]);
 }
 
 /**
@@ -162,11 +216,12 @@ export function grad<P, A extends any[]>(f: (params: P, ...args: A) => Tensor, o
  * (vector-Jacobian product). The recorded graph lives until `out` is disposed.
  */
 export function vjp<P, O>(f: (p: P) => O, primals: P): [O, (cotangent: O) => P] {
+  checkFunction('vjp', f);
   const outer = tape.depth;
   tape.depth++;
   let traced: { watched: Tensor[]; out: O };
   try {
-    traced = tidy(() => trace(f, primals, []));
+    traced = tidy(() => trace('vjp', f, primals, []));
     // The graph holds the aliases it needs; the handles would otherwise outlive every scope.
     for (const w of traced.watched) w.dispose();
   } finally {
@@ -187,15 +242,18 @@ export function vjp<P, O>(f: (p: P) => O, primals: P): [O, (cotangent: O) => P] 
  * Jacobian-vector product: [f(primals), J·tangents]. Computed by transposing the vector-Jacobian
  * product (two reverse passes over a recorded graph), not by a separate forward-mode rule set.
  */
-export function jvp<P, O extends Tree>(f: (p: P) => O, primals: P, tangents: P): [O, O] {
+export function jvp<P, O>(f: (p: P) => O, primals: P, tangents: P): [O, O] {
+  checkFunction('jvp', f);
   const outer = tape.depth;
   tape.depth++;
   try {
     return tidy(() => {
-      const { watched, out } = trace(f, primals, []);
+      const { watched, out } = trace('jvp', f, primals, []);
       const roots = treeLeaves(out);
       const vs = treeLeaves(tangents);
-      if (vs.length !== watched.length) throw new Error(`jvp: ${vs.length} tangents for ${watched.length} primals`);
+      if (vs.length !== watched.length || vs.some((v, i) => !(v instanceof Tensor) || v.shape.join() !== watched[i].shape.join())) {
+        throw new RangeError(`jvp: tangents ${vs.map((v) => shp(v.shape)).join(' ')} do not match primals ${watched.map((v) => shp(v.shape)).join(' ')}`);
+      }
       // u ↦ Jᵀu is linear in u, so the gradient of <Jᵀu, v> with respect to u is J v.
       const us = roots.map((r) => watch(ops.zerosLike(r)));
       const jtu = backward(roots, us, watched, true);
@@ -211,7 +269,11 @@ export function jvp<P, O extends Tree>(f: (p: P) => O, primals: P, tangents: P):
 
 /** Hessian-vector product H·v of a scalar-valued f at `primals`, without forming H. */
 export function hvp<P>(f: (p: P) => Tensor, primals: P, tangents: P): P {
-  const vs = treeLeaves(tangents);
+  checkFunction('hvp', f);
+  const vs = treeLeaves(tangents), ps = treeLeaves(primals);
+  if (vs.length !== ps.length || vs.some((v, i) => v.shape.join() !== ps[i].shape.join())) {
+    throw new RangeError(`hvp: tangents ${vs.map((v) => shp(v.shape)).join(' ')} do not match primals ${ps.map((v) => shp(v.shape)).join(' ')}`);
+  }
   return grad((p: P) => {
     const gs = treeLeaves(grad(f)(p));
     return gs.map((g, i) => ops.sum(ops.mul(g, vs[i]))).reduce((a, b) => ops.add(a, b));
@@ -219,7 +281,7 @@ export function hvp<P>(f: (p: P) => Tensor, primals: P, tangents: P): P {
 }
 
 /** The Jacobian of f: tensor -> tensor, shaped [...out.shape, ...in.shape] (one reverse pass per output). */
-export function jacobian(f: (x: Tensor) => Tensor) {
+export function jacobian(f: (x: Tensor) => Tensor): (x: Tensor) => Tensor {
   return (x: Tensor): Tensor => tidy(() => {
     const [y, back] = vjp(f, x);
     const rows: Tensor[] = [];
@@ -234,6 +296,6 @@ export function jacobian(f: (x: Tensor) => Tensor) {
 }
 
 /** The Hessian of a scalar-valued f: tensor -> scalar, shaped [...x.shape, ...x.shape]. */
-export const hessian = (f: (x: Tensor) => Tensor) => jacobian((x: Tensor) => grad(f)(x));
+export const hessian = (f: (x: Tensor) => Tensor): ((x: Tensor) => Tensor) => jacobian((x: Tensor) => grad(f)(x));
 
 export { noGrad, stopGradient };

@@ -402,58 +402,139 @@ function two(op: string, arg: string, v: unknown, d: number, min: number): numbe
   return checkInts(op, arg, v, min);
 }
 
-export interface Conv2dOptions { stride?: Pair; padding?: Pair | 'same' | 'valid'; dilation?: Pair }
-interface Geometry { stride: number[]; pad: number[]; dilation: number[] }
+/**
+ * Padding of convolutions and pooling, as in TensorFlow.js, Keras and PyTorch:
+ * - 'valid' (default): none;
+ * - 'same': the output is ceil(input / stride) (the input size at stride 1, for any window, odd or
+ *   even), the total padding split with the extra row or column at the end (bottom / right), as
+ *   TensorFlow.js and Keras place it (PyTorch's padding='same' does the same at stride 1);
+ * - p or [ph, pw]: p rows on top and bottom, pw columns left and right (PyTorch's padding=(ph, pw));
+ * - [[top, bottom], [left, right]]: each side its own (what tf.pad or F.pad then 'valid' would do).
+ */
+export type Padding = Pair | readonly [readonly [number, number], readonly [number, number]] | 'same' | 'valid';
+export interface Conv2dOptions { stride?: Pair; padding?: Padding; dilation?: Pair }
+interface Geometry { stride: number[]; pad: number[]; padEnd?: number[]; dilation: number[] }
 
-function convGeometry(op: string, wShape: readonly number[], opts: Conv2dOptions | Geometry): Geometry {
+/** [top, left] and [bottom, right] for a window of (dilated) extent k over an input of `size`. */
+function pads(op: string, padding: unknown, size: readonly number[], k: readonly number[], stride: readonly number[]): { pad: number[]; padEnd: number[] } {
+  if (padding === undefined || padding === 'valid') return { pad: [0, 0], padEnd: [0, 0] };
+  if (padding === 'same') {
+    const total = [0, 1].map((i) => Math.max((Math.ceil(size[i] / stride[i]) - 1) * stride[i] + k[i] - size[i], 0));
+    const pad = total.map((t) => Math.floor(t / 2));
+    return { pad, padEnd: total.map((t, i) => t - pad[i]) };
+  }
+  if (typeof padding === 'string') throw new RangeError(`${op}: padding must be 'same', 'valid', a whole number, [rows, columns] or [[top, bottom], [left, right]], got ${show(padding)}`);
+  if (Array.isArray(padding) && padding.length === 2 && padding.every(Array.isArray)) {
+    const [[top, bottom], [left, right]] = padding.map((p) => { if (p.length !== 2) throw new TypeError(`${op}: padding [[top, bottom], [left, right]] needs pairs, got ${show(padding)}`); return checkInts(op, 'padding', p, 0); });
+    return { pad: [top, left], padEnd: [bottom, right] };
+  }
+  const p = two(op, 'padding', padding, 0, 0);
+  return { pad: p, padEnd: [...p] };
+}
+
+/** The engine's own geometry (from a backward rule, or given as such), checked all the same. */
+const isGeometry = (o: object): o is { pad: unknown } => 'pad' in o;
+function ownGeometry(op: string, o: any): { pad: number[]; padEnd: number[] } {
+  const pad = two(op, 'pad', o.pad, 0, 0);
+  return { pad, padEnd: o.padEnd === undefined ? [...pad] : two(op, 'padEnd', o.padEnd, 0, 0) };
+}
+
+function convGeometry(op: string, xShape: readonly number[], wShape: readonly number[], opts: Conv2dOptions | Geometry): Geometry {
   const o = checkOptions(op, opts) as Conv2dOptions & Partial<Geometry>;
   if (wShape.length !== 4) throw new RangeError(`${op}: filter must be [O, C, KH, KW], got [${wShape}]`);
-  if (o.pad !== undefined) {
-    // The engine's own form (from a backward rule): checked all the same.
-    return { stride: two(op, 'stride', o.stride, 1, 1), pad: two(op, 'padding', o.pad, 0, 0), dilation: two(op, 'dilation', o.dilation, 1, 1) };
+  const stride = two(op, 'stride', o.stride, 1, 1), dilation = two(op, 'dilation', o.dilation, 1, 1);
+  if (isGeometry(o)) return { stride, dilation, ...ownGeometry(op, o) };
+  if (o.padding === 'same' && xShape.length !== 4) throw new RangeError(`${op}: input must be [N, C, H, W], got [${xShape}]`);
+  const extent = [0, 1].map((i) => dilation[i] * (wShape[2 + i] - 1) + 1);
+  return { stride, dilation, ...pads(op, o.padding, xShape.slice(2), extent, stride) };
+}
+
+/**
+ * Padding beyond the symmetric part the kernels take (they pad the same on both sides), added to x
+ * as rows and columns of `value` (differentiable: pad and concat have rules of their own).
+ */
+function padRest(op: string, x: T, g: { pad: number[]; padEnd?: number[] }, value: number, most = [Infinity, Infinity]): { x: T; pad: number[] } {
+  const end = g.padEnd ?? g.pad, sym = [0, 1].map((i) => Math.min(g.pad[i], end[i], most[i]));
+  const rest = [[g.pad[0] - sym[0], end[0] - sym[0]], [g.pad[1] - sym[1], end[1] - sym[1]]];
+  if (rest.flat().every((p) => p === 0)) return { x, pad: sym };
+  if (x.rank !== 4) throw new RangeError(`${op}: input must be [N, C, H, W], got [${x.shape}]`);
+  if (value === 0) return { x: pad(x, [[0, 0], [0, 0], rest[0] as [number, number], rest[1] as [number, number]]), pad: sym };
+  let y = x;
+  for (const axis of [2, 3]) {
+    const [before, after] = rest[axis - 2];
+    const slab = (n: number) => full(y.shape.map((d, i) => (i === axis ? n : d)), value, { dtype: y.dtype });
+    y = concat([...(before ? [slab(before)] : []), y, ...(after ? [slab(after)] : [])], axis);
   }
-  const dilation = two(op, 'dilation', o.dilation, 1, 1);
-  let pad: number[];
-  if (o.padding === 'same') pad = [0, 1].map((i) => Math.floor((dilation[i] * (wShape[2 + i] - 1)) / 2));
-  else if (o.padding === 'valid' || o.padding === undefined) pad = [0, 0];
-  else if (typeof o.padding === 'string') throw new RangeError(`${op}: padding must be 'same', 'valid', a whole number or a pair, got ${show(o.padding)}`);
-  else pad = two(op, 'padding', o.padding, 0, 0);
-  return { stride: two(op, 'stride', o.stride, 1, 1), pad, dilation };
+  return { x: y, pad: sym };
 }
 
 /** 2-D convolution (cross-correlation) of x [N, C, H, W] with filters w [O, C, KH, KW]. */
-export const conv2d = (x: T, w: T, opts: Conv2dOptions | Geometry = {}): T =>
-  run('conv2d', [checkTensor('conv2d', 'x', x), checkTensor('conv2d', 'w', w)], convGeometry('conv2d', w.shape, opts));
+export function conv2d(x: T, w: T, opts: Conv2dOptions | Geometry = {}): T {
+  const g = convGeometry('conv2d', checkTensor('conv2d', 'x', x).shape, checkTensor('conv2d', 'w', w).shape, opts);
+  return composite('conv2d', () => {
+    const p = padRest('conv2d', x, g, 0);
+    return run('conv2d', [p.x, w], { stride: g.stride, pad: p.pad, dilation: g.dilation });
+  });
+}
+/** The kernels' geometry: the same padding on both sides (conv2d adds the rest to its input). */
+function symmetric(op: string, g: Geometry): Geometry {
+  const end = g.padEnd ?? g.pad;
+  if (end[0] !== g.pad[0] || end[1] !== g.pad[1]) throw new RangeError(`${op}: padding must be the same on both sides here, got [${g.pad[0]}, ${end[0]}] x [${g.pad[1]}, ${end[1]}]`);
+  return { stride: g.stride, pad: g.pad, dilation: g.dilation };
+}
 /** The gradient of conv2d with respect to its input (a transposed convolution). */
 export const conv2dGradInput = (dy: T, w: T, inShape: readonly number[], geo: Geometry): T =>
   run('conv2dGradInput', [checkTensor('conv2dGradInput', 'dy', dy), checkTensor('conv2dGradInput', 'w', w)],
-    { inShape: checkShape('conv2dGradInput', 'inShape', inShape), ...convGeometry('conv2dGradInput', w.shape, geo) });
+    { inShape: checkShape('conv2dGradInput', 'inShape', inShape), ...symmetric('conv2dGradInput', convGeometry('conv2dGradInput', inShape, w.shape, geo)) });
 /** The gradient of conv2d with respect to its filter. */
 export const conv2dGradFilter = (x: T, dy: T, filterShape: readonly number[], geo: Geometry): T =>
   run('conv2dGradFilter', [checkTensor('conv2dGradFilter', 'x', x), checkTensor('conv2dGradFilter', 'dy', dy)],
-    { filterShape: checkShape('conv2dGradFilter', 'filterShape', filterShape), ...convGeometry('conv2dGradFilter', filterShape, geo) });
+    { filterShape: checkShape('conv2dGradFilter', 'filterShape', filterShape), ...symmetric('conv2dGradFilter', convGeometry('conv2dGradFilter', x.shape, filterShape, geo)) });
 
-export interface Pool2dOptions { stride?: Pair; padding?: Pair }
-interface PoolGeometry { kernel: number[]; stride: number[]; pad: number[] }
-function poolGeometry(op: string, kernel: Pair | PoolGeometry, opts: Pool2dOptions): PoolGeometry {
+export interface Pool2dOptions { stride?: Pair; padding?: Padding }
+interface PoolGeometry { kernel: number[]; stride: number[]; pad: number[]; padEnd?: number[] }
+function poolGeometry(op: string, xShape: readonly number[], kernel: Pair | PoolGeometry, opts: Pool2dOptions): PoolGeometry {
   if (typeof kernel === 'object' && kernel !== null && 'kernel' in kernel) {
     const g = kernel as PoolGeometry;
-    return { kernel: two(op, 'kernel', g.kernel, 1, 1), stride: two(op, 'stride', g.stride, 1, 1), pad: two(op, 'padding', g.pad, 0, 0) };
+    return { kernel: two(op, 'kernel', g.kernel, 1, 1), stride: two(op, 'stride', g.stride, 1, 1), ...ownGeometry(op, g) };
   }
   const o = checkOptions(op, opts);
-  return { kernel: two(op, 'kernel', kernel, 1, 1), stride: two(op, 'stride', o.stride ?? kernel, 1, 1), pad: two(op, 'padding', o.padding, 0, 0) };
+  const k = two(op, 'kernel', kernel, 1, 1), stride = two(op, 'stride', o.stride ?? kernel, 1, 1);
+  if (o.padding === 'same' && xShape.length !== 4) throw new RangeError(`${op}: input must be [N, C, H, W], got [${xShape}]`);
+  const p = pads(op, o.padding, xShape.slice(2), k, stride);
+  // A window that lay wholly in the padding would have nothing to pool.
+  if ([0, 1].some((i) => p.pad[i] >= k[i] || p.padEnd[i] >= k[i])) {
+    throw new RangeError(`${op}: padding [${p.pad[0]}, ${p.padEnd[0]}] x [${p.pad[1]}, ${p.padEnd[1]}] must be smaller than the window [${k}] on every side`);
+  }
+  return { kernel: k, stride, ...p };
 }
 
-/** Max pooling over windows of x [N, C, H, W]; the stride defaults to the window. */
-export const maxPool2d = (x: T, kernel: Pair | PoolGeometry, opts: Pool2dOptions = {}): T =>
-  run('maxPool2d', [checkTensor('maxPool2d', 'x', x)], poolGeometry('maxPool2d', kernel, opts));
-export const maxPool2dGrad = (x: T, dy: T, geo: PoolGeometry): T => run('maxPool2dGrad', [x, dy], poolGeometry('maxPool2dGrad', geo, {}));
-export const maxPool2dSelect = (x: T, g: T, geo: PoolGeometry): T => run('maxPool2dSelect', [x, g], poolGeometry('maxPool2dSelect', geo, {}));
-/** Average pooling; padded positions count as zeros in the window's average. */
-export const avgPool2d = (x: T, kernel: Pair | PoolGeometry, opts: Pool2dOptions = {}): T =>
-  run('avgPool2d', [checkTensor('avgPool2d', 'x', x)], poolGeometry('avgPool2d', kernel, opts));
+/** Max pooling over windows of x [N, C, H, W]; the stride defaults to the window. Padding is never selected. */
+export function maxPool2d(x: T, kernel: Pair | PoolGeometry, opts: Pool2dOptions = {}): T {
+  const g = poolGeometry('maxPool2d', checkTensor('maxPool2d', 'x', x).shape, kernel, opts);
+  return composite('maxPool2d', () => {
+    // The pooling kernels pad at most half a window on each side (as PyTorch); the rest goes to x.
+    const p = padRest('maxPool2d', x, g, -Infinity, g.kernel.map((k) => Math.floor(k / 2)));
+    return run('maxPool2d', [p.x], { kernel: g.kernel, stride: g.stride, pad: p.pad });
+  });
+}
+const poolKernelGeometry = (op: string, x: readonly number[], geo: PoolGeometry) => {
+  const g = poolGeometry(op, x, geo, {}), end = g.padEnd ?? g.pad;
+  if (end[0] !== g.pad[0] || end[1] !== g.pad[1]) throw new RangeError(`${op}: padding must be the same on both sides here, got [${g.pad[0]}, ${end[0]}] x [${g.pad[1]}, ${end[1]}]`);
+  return { kernel: g.kernel, stride: g.stride, pad: g.pad };
+};
+export const maxPool2dGrad = (x: T, dy: T, geo: PoolGeometry): T => run('maxPool2dGrad', [x, dy], poolKernelGeometry('maxPool2dGrad', x.shape, geo));
+export const maxPool2dSelect = (x: T, g: T, geo: PoolGeometry): T => run('maxPool2dSelect', [x, g], poolKernelGeometry('maxPool2dSelect', x.shape, geo));
+/** Average pooling; padded positions count as zeros in the window's average (PyTorch's count_include_pad). */
+export function avgPool2d(x: T, kernel: Pair | PoolGeometry, opts: Pool2dOptions = {}): T {
+  const g = poolGeometry('avgPool2d', checkTensor('avgPool2d', 'x', x).shape, kernel, opts);
+  return composite('avgPool2d', () => {
+    const p = padRest('avgPool2d', x, g, 0, g.kernel.map((k) => Math.floor(k / 2)));
+    return run('avgPool2d', [p.x], { kernel: g.kernel, stride: g.stride, pad: p.pad });
+  });
+}
 export const avgPool2dGrad = (dy: T, inShape: readonly number[], geo: PoolGeometry): T =>
-  run('avgPool2dGrad', [dy], { inShape: checkShape('avgPool2dGrad', 'inShape', inShape), ...poolGeometry('avgPool2dGrad', geo, {}) });
+  run('avgPool2dGrad', [dy], { inShape: checkShape('avgPool2dGrad', 'inShape', inShape), ...poolKernelGeometry('avgPool2dGrad', inShape, geo) });
 
 // ---------- checks ----------
 

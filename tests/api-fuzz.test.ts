@@ -84,6 +84,10 @@ const OPS: OpFuzz[] = [
   { name: 'eye', args: fc.tuple(int(0, 4)), call: (n) => mg.eye(n) },
   { name: 'oneHot', args: fc.tuple(fc.array(int(0, 4), { maxLength: 4 }), int(0, 5)), call: (l, d) => mg.oneHot(l, d) },
   { name: 'Random.normal', args: fc.tuple(shapeArg), call: (s) => new mg.Random(1).normal(s) },
+  { name: 'grad', args: fc.tuple(tensorOrJunk()), call: (x) => mg.grad((t: Tensor) => mg.sum(mg.tanh(t)))(x) },
+  { name: 'hvp', args: fc.tuple(tensorOrJunk(), tensorOrJunk()), call: (x, v) => mg.hvp((t: Tensor) => mg.sum(mg.sin(t)), x, v) },
+  { name: 'jvp', args: fc.tuple(tensorOrJunk(), tensorOrJunk()), call: (x, v) => mg.jvp((t: Tensor) => mg.tanh(t), x, v) },
+  { name: 'vjp', args: fc.tuple(tensorOrJunk(), tensorOrJunk()), call: (x, c) => mg.vjp((t: Tensor) => mg.sin(t), x)[1](c) },
   {
     name: 'conv2d',
     args: fc.tuple(tensorOrJunk(imageShape), tensorOrJunk(filterShape), fc.record({ stride: pairArg(1, 3), padding: pairArg(0, 2), dilation: pairArg(1, 2) }, { requiredKeys: [] })),

@@ -87,7 +87,7 @@ for (const b of backendNames) {
         expect(() => mg.conv2d(mg.ones([1, 2, 5, 5]), mg.ones([4, 3, 3, 3]))).toThrow('conv2d: input [1, 2, 5, 5] has 2 channels but filter [4, 3, 3, 3] expects 3');
         expect(() => mg.reshape(mg.ones([2, 3]), [4])).toThrow('reshape: cannot reshape [2, 3] (6 elements) to [4]');
         expect(() => mg.sum(mg.ones([2]), 3)).toThrow('sum: axis 3 is out of range for rank 1 (-1..0)');
-        expect(() => mg.grad((x: mg.Tensor) => x.mul(2))(mg.ones([2]))).toThrow('valueAndGrad: the function must return a one-element tensor (a scalar loss), got a tensor of shape [2]');
+        expect(() => mg.grad((x: mg.Tensor) => x.mul(2))(mg.ones([2]))).toThrow('grad: the function must return a one-element tensor (a scalar loss), got a tensor of shape [2]');
       });
     });
 
