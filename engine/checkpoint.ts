@@ -170,7 +170,7 @@ export async function encodeCheckpoint(tree: unknown, metadata: Record<string, u
   return encodeSafetensors(raw, meta);
 }
 
-export function decodeCheckpoint(bytes: Uint8Array, source?: string): { tensors: Record<string, Tensor>; metadata: Record<string, unknown> } {
+export function decodeCheckpoint(bytes: Uint8Array, source?: string): { tensors: Record<string, Tensor>; metadata: Record<string, any> } {
   const file = decodeSafetensors(bytes, source);
   const tensors: Record<string, Tensor> = {};
   for (const [name, r] of Object.entries(file.tensors)) {
@@ -240,7 +240,7 @@ function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e: any) { return e.code !== 'ESRCH'; } // EPERM: alive, another user's
 }
 
-export async function loadCheckpoint(file: string): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, unknown> }> {
+export async function loadCheckpoint(file: string): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, any> }> {
   const fs = await import('node:fs/promises');
   let bytes: Uint8Array;
   try { bytes = await fs.readFile(file); } catch (e: any) { throw new Error(`${file}: cannot read checkpoint (${e.code ?? e.message})`, { cause: e }); }
@@ -253,7 +253,7 @@ export async function loadCheckpoint(file: string): Promise<{ tensors: Record<st
 }
 
 /** The old metagrad-checkpoint-1 JSON (our own layout, not transposed). */
-function loadLegacy(file: string, bytes: Uint8Array): { tensors: Record<string, Tensor>; metadata: Record<string, unknown> } {
+function loadLegacy(file: string, bytes: Uint8Array): { tensors: Record<string, Tensor>; metadata: Record<string, any> } {
   let doc: any;
   try { doc = JSON.parse(new TextDecoder().decode(bytes)); } catch (e: any) { throw new Error(`${file}: JSON checkpoint is not valid JSON (${e.message})`); }
   if (doc?.format !== 'metagrad-checkpoint-1' || typeof doc.tensors !== 'object' || doc.tensors === null) {

@@ -102,6 +102,8 @@ export type BatchNormMode =
   | { stats: 'running'; running: RunningStats; training: boolean; momentum?: number };
 
 /** Normalises x over every axis but the channel axis 1 ([N, C] or [N, C, H, W]). */
+export function batchNorm(p: BatchNormParams, x: Tensor, mode: Extract<BatchNormMode, { stats: 'running' }>, eps?: number): { y: Tensor; running: RunningStats };
+export function batchNorm(p: BatchNormParams, x: Tensor, mode: BatchNormMode, eps?: number): { y: Tensor; running?: RunningStats };
 export function batchNorm(p: BatchNormParams, x: Tensor, mode: BatchNormMode, eps = 1e-5): { y: Tensor; running?: RunningStats } {
   const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
   const bshape = x.shape.map((d, i) => (i === 1 ? d : 1));
