@@ -23,17 +23,6 @@ const readme = readFileSync(join(root, 'README.md'), 'utf8');
 const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
 const title = (code: string) => code.split('\n').find((l) => l.trim() && !l.startsWith('import'))?.trim();
 
-/**
- * Errors the README examples still have, each found by a line of its example, with the reason it is
- * not fixed here. When one is fixed, this test fails until its entry is removed.
- *
- * TS7006 (an unannotated parameter of a function declared on its own): nothing at the declaration
- * gives the parameter a type, so it needs an annotation, e.g. `(p: typeof params, x: Tensor)`. But
- * tests/readme.test.ts runs each block as plain JavaScript (`new AsyncFunction(body)`), where an
- * annotation is a syntax error; the annotations wait until that test strips types first.
- */
-const NEEDS_ANNOTATIONS =
-  'needs TypeScript annotations, which tests/readme.test.ts cannot run yet (it evaluates the blocks as JavaScript)';
 // Type errors an example is known to have, with the reason: none now. The test fails on any other
 // error, and on a listed one that has gone (so the list stays true).
 const KNOWN: { marker: string; errors: [code: string, text: string][]; why: string }[] = [];
