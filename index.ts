@@ -43,6 +43,12 @@ export interface InitOptions {
    * A whole number from 1 to MAX_THREADS (64); the other backends have no threads.
    */
   threads?: number;
+  /**
+   * 'bounds' (WASM): guard bytes around every tensor, checked after every kernel, which then throws
+   * naming itself if it wrote outside a tensor; slower, for tests and debugging. On the other
+   * backends memory safety is the platform's (JavaScript arrays, WebGPU's robust buffer access).
+   */
+  checks?: 'bounds';
 }
 
 /**
@@ -60,6 +66,7 @@ export async function init(opts: InitOptions = {}): Promise<Backend> {
     checkInt('init', 'threads', opts.threads, 1, MAX_THREADS);
     if (opts.threads > 1 && (name === 'ref' || name === 'webgpu')) throw new RangeError(`init: the ${name} backend has no threads (threads: ${opts.threads} is for 'wasm')`);
   }
+  if (opts.checks !== undefined && opts.checks !== 'bounds') throw new TypeError(`init: checks must be 'bounds' or absent, got ${show(opts.checks)}`);
   let b: Backend;
   if (name === 'auto') {
     const log = opts.log ?? ((m: string) => console.info(m));
@@ -77,21 +84,22 @@ export async function init(opts: InitOptions = {}): Promise<Backend> {
   return b;
 }
 
-/** Thread counts the wasm backends were created with (as requested: a fallback may run fewer). */
-const requestedThreads = new WeakMap<Backend, number>();
+/** The options the wasm backends were created with (threads as requested: a fallback may run fewer). */
+const wasmOptions = new WeakMap<Backend, string>();
+const wasmKey = (opts: InitOptions) => `${opts.threads ?? 1}/${opts.checks ?? ''}`;
 
-/** The initialised backend `name`, unless it is a wasm backend with another thread count. */
+/** The initialised backend `name`, unless it is a wasm backend made with other options. */
 function reusable(name: string, opts: InitOptions): Backend | undefined {
   const b = getBackend(name);
-  if (b && name === 'wasm' && (requestedThreads.get(b) ?? 1) !== (opts.threads ?? 1)) return undefined;
+  if (b && name === 'wasm' && (wasmOptions.get(b) ?? '1/') !== wasmKey(opts)) return undefined;
   return b;
 }
 
 async function create(name: Exclude<BackendName, 'auto'>, opts: InitOptions = {}): Promise<Backend> {
   if (name === 'ref') return createRefBackend();
   if (name === 'wasm') {
-    const b = await (await import('./kernels/wasm/backend.js')).createWasmBackend({ threads: opts.threads, log: opts.log });
-    requestedThreads.set(b, opts.threads ?? 1);
+    const b = await (await import('./kernels/wasm/backend.js')).createWasmBackend({ threads: opts.threads, log: opts.log, checks: opts.checks });
+    wasmOptions.set(b, wasmKey(opts));
     return b;
   }
   if (name === 'webgpu') return (await import('./kernels/webgpu/backend.js')).createWebGPUBackend();

@@ -220,7 +220,9 @@ export function variance(x: T, axes?: number | readonly number[], keepdims = fal
 export function logSumExp(x: T, axes: number | readonly number[] = -1, keepdims = false): T {
   const ax = normAxes(x, axes, 'logSumExp');
   return composite('logSumExp', () => {
-    const m = stopGradient(max(x, ax, true));
+    // Shifted by the max, or by 0 where the max is infinite (an all -Infinity row gives -Infinity, not NaN).
+    const m0 = max(x, ax, true);
+    const m = stopGradient(where(less(abs(m0), Infinity), m0, 0));
     const r = add(log(sum(exp(sub(x, m)), ax, true)), m);
     return keepdims ? r : reshape(r, x.shape.filter((_, i) => !ax.includes(i)));
   });

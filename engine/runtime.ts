@@ -220,17 +220,18 @@ export function run(name: string, inputs: readonly Tensor[], attrs: any = {}): T
 
 function assertFinite(t: Tensor, op: string, inputs: readonly Tensor[]): void {
   const { backend: b, storage } = t._data!;
-  const where = `of output [${t.shape}] from inputs ${inputs.map((x) => `[${x.shape}]`).join(', ')}`;
+  const where = () => `of output [${t.shape}] from inputs ${inputs.map((x) => `[${x.shape}]`).join(', ')}`;
   const v = b.readSync(storage);
   if (v === null) {
     // Asynchronous backends (WebGPU) check on the device and report at the next read-back; the
-    // message is built from strings only, so the check keeps no tensor alive.
-    b.checkFinite?.(storage, (i, x) => `${op}: produced ${x} at flat index ${i} ${where} ` +
+    // message is built from strings only, so the pending check keeps no tensor alive.
+    const w = where();
+    b.checkFinite?.(storage, (i, x) => `${op}: produced ${x} at flat index ${i} ${w} ` +
       `(setCheckNumerics on ${b.name}: found on the device, reported at the first read-back after the op)`);
     return;
   }
   for (let i = 0; i < v.length; i++) {
-    if (!Number.isFinite(v[i])) throw new Error(`${op}: produced ${v[i]} at flat index ${i} ${where}`);
+    if (!Number.isFinite(v[i])) throw new Error(`${op}: produced ${v[i]} at flat index ${i} ${where()}`);
   }
 }
 

@@ -2,7 +2,8 @@
 // fractional, NaN and huge shapes, axes and sizes; out-of-range indices; mismatched shapes; bad
 // convolution and pooling geometry) on ref, WASM and WebGPU. Each call either returns the ref
 // backend's values or throws an Error whose message names the op; after every case the backend
-// still computes a known result. With CI set a missing WebGPU adapter fails; elsewhere it skips.
+// still computes a known result; WASM runs in bounds mode (no kernel writes outside its tensors).
+// With CI set a missing WebGPU adapter fails; elsewhere it skips.
 
 import { describe, it, expect, beforeAll } from 'vitest';
 import fc from 'fast-check';
@@ -126,7 +127,8 @@ let ref: Backend;
 const others: Record<string, Backend | string> = {};
 
 beforeAll(async () => {
-  others.wasm = await mg.init({ backend: 'wasm' });
+  // In bounds mode: a kernel that wrote outside its tensors would fail the case that made it.
+  others.wasm = await mg.init({ backend: 'wasm', checks: 'bounds' });
   try { others.webgpu = await mg.init({ backend: 'webgpu' }); } catch (e) { others.webgpu = e instanceof Error ? e.message : String(e); }
   ref = await mg.init({ backend: 'ref' });
 }, 60_000);

@@ -39,6 +39,23 @@ describe('memory limits', () => {
   });
 });
 
+describe("bounds mode (init({ checks: 'bounds' }))", () => {
+  it('a kernel that writes outside its tensor is caught, named, and the backend stays usable', async () => {
+    const b = await mg.init({ backend: 'wasm', checks: 'bounds' });
+    try {
+      const x = mg.ones([64]);
+      const info = { storage: x._data!.storage, shape: x.shape, dtype: x.dtype };
+      // Called directly with a negative offset (the engine's checks never let one through).
+      expect(() => b.kernels.pad([info], { before: [-2], after: [2] }, { shape: [64], dtype: 'float32' })).toThrow(/^pad: wrote outside a tensor \(byte -8 from the start of a \[64\] float32 storage\): bounds check failed$/);
+      expect(Array.from(await mg.tidy(() => x.add(1).sum().data()))).toEqual([128]);
+      x.dispose();
+      expect(mg.memory().bytes).toBe(0);
+    } finally {
+      await mg.init({ backend: 'wasm' });
+    }
+  });
+});
+
 describe('threads', () => {
   it('must be a whole number from 1 to MAX_THREADS; the other backends have none', async () => {
     expect(mg.MAX_THREADS).toBe(64);

@@ -34,6 +34,9 @@ class WasmStorage implements Storage {
   constructor(readonly dtype: DType, readonly size: number, readonly ptr: number) {}
 }
 
+/** Bounds mode: bytes of a known pattern on each side of every storage, checked after each kernel. */
+const GUARD = 64, GUARD_BYTE = 0xa5;
+
 function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
   // atob rather than Buffer so this also runs in browsers.
   const bin = atob(b64);
@@ -144,6 +147,11 @@ export interface WasmBackendOptions {
   threads?: number;
   /** Where a fallback to 1 thread is reported (default console.warn). */
   log?: (message: string) => void;
+  /**
+   * 'bounds': every storage gets guard bytes on both sides, checked after every kernel, which then
+   * throws naming itself if it wrote outside a tensor. For tests and debugging: slower.
+   */
+  checks?: 'bounds';
 }
 
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
@@ -199,6 +207,27 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   // ---- storages -------------------------------------------------------------------------------
   let bytesLive = 0;
 
+  const bounds = opts.checks === 'bounds';
+  const guarded = new Set<WasmStorage>();
+  const guards = (s: WasmStorage): [number, number][] => {
+    const bytes = s.size * bytesPerElement(s.dtype);
+    return [[s.ptr - GUARD, s.ptr], [s.ptr + bytes, s.ptr + bytes + GUARD]];
+  };
+  /** Throws if a guard of a live storage has changed: `name` wrote outside a tensor. */
+  function checkGuards(name: string): void {
+    const mem = new Uint8Array(memory.buffer);
+    for (const s of guarded) {
+      for (const [a, b] of guards(s)) {
+        for (let i = a; i < b; i++) {
+          if (mem[i] !== GUARD_BYTE) {
+            mem.fill(GUARD_BYTE, a, b);   // once reported, the backend stays usable
+            throw new Error(`${name}: wrote outside a tensor (byte ${i - s.ptr} from the start of a [${s.size}] ${s.dtype} storage): bounds check failed`);
+          }
+        }
+      }
+    }
+  }
+
   function newStorage(dtype: DType, size: number, zero: boolean): WasmStorage {
     if (!Number.isInteger(size) || size < 0) throw new RangeError(`wasm backend: bad storage size ${size}`);
     const bytes = size * bytesPerElement(dtype);
@@ -208,8 +237,9 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     // Sizes past 32 bits would wrap around in the allocator's usize argument and "succeed".
     if (bytes >= 2 ** 32 - 65536) throw outOfMemory();
     let ptr = 0;
+    const pad = bounds && bytes > 0 ? 2 * GUARD : 0;
     try {
-      if (bytes > 0) ptr = (zero ? ex.allocZeroed(bytes) : ex.alloc(bytes)) >>> 0;
+      if (bytes > 0) ptr = (zero ? ex.allocZeroed(bytes + pad) : ex.alloc(bytes + pad)) >>> 0;
     } catch (e) {
       // The allocator traps (`unreachable`) when linear memory cannot grow, and aborts on a block
       // larger than its largest size class: say what happened.
@@ -220,13 +250,19 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       throw e;
     }
     bytesLive += bytes;
-    return new WasmStorage(dtype, size, ptr);
+    if (!pad) return new WasmStorage(dtype, size, ptr);
+    const s = new WasmStorage(dtype, size, ptr + GUARD);
+    const mem = new Uint8Array(memory.buffer);
+    for (const [a, b] of guards(s)) mem.fill(GUARD_BYTE, a, b);
+    guarded.add(s);
+    return s;
   }
 
   function release(s: WasmStorage): void {
     if (!s.live) throw new Error('wasm backend: storage freed twice');
     s.live = false;
-    if (s.ptr !== 0) ex.free(s.ptr);
+    if (guarded.delete(s)) ex.free(s.ptr - GUARD);
+    else if (s.ptr !== 0) ex.free(s.ptr);
     bytesLive -= s.size * bytesPerElement(s.dtype);
   }
 
@@ -510,6 +546,16 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       ex[`avgPool2dGrad_${sfx(o.dtype)}`](pdy, r.ptr, ...planes(o.shape), dy.shape[2], dy.shape[3], ...poolGeo(attrs));
     });
   };
+
+  if (bounds) {
+    for (const [name, kernel] of Object.entries(k)) {
+      k[name] = (inputs, attrs, o) => {
+        const r = kernel(inputs, attrs, o) as WasmStorage;
+        try { checkGuards(name); } catch (e) { release(r); throw e; }
+        return r;
+      };
+    }
+  }
 
   return {
     name: 'wasm',

@@ -16,6 +16,8 @@ const STORAGE_USAGE = USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST;
 
 /** Commands encoded before a submit is forced: keeps the GPU fed without one submit per kernel. */
 const MAX_BATCH = 64;
+/** setCheckNumerics: checks after which the flag is read back by itself (bounds the pending messages). */
+const FLAG_POLL_EVERY = 4096;
 /** Parameter blocks per uniform arena buffer (each block is PARAM_WORDS u32). */
 const ARENA_BLOCKS = 128;
 const PARAM_BYTES = wgsl.PARAM_WORDS * 4;
@@ -214,6 +216,14 @@ class WebGPURuntime {
   private readonly lostPromise: Promise<void>;
   private pendingError: string | null = null;
   private scopeChecks: Promise<void>[] = [];
+  // setCheckNumerics (see checkFinite): the flag buffer, the number of the last check issued, the
+  // messages of the checks not yet known to have passed, the first failure found, a flag read-back
+  // in flight.
+  private flagBuf: GPUBuffer | null = null;
+  private checkSerial = 0;
+  private readonly checks = new Map<number, (index: number, value: number) => string>();
+  private numericsError: Error | null = null;
+  private flagPoll: Promise<void> | null = null;
 
   constructor(readonly device: GPUDevice, readonly description: string, opts: WebGPUBackendOptions) {
     this.queue = device.queue;
@@ -236,6 +246,7 @@ class WebGPURuntime {
       free: (s) => this.free(s),
       readSync: () => null,
       read: (s) => this.read(s),
+      checkFinite: (s, describe) => this.checkFinite(s, describe),
       bytesInUse: () => this.liveBytes,
       limits: { storageBytes: this.maxBytes, totalBytes: Infinity },
       flush: () => { this.check(); this.flush(); },
@@ -385,7 +396,12 @@ class WebGPURuntime {
     this.check();
     const s = this.own(st);
     if (s.freed) throw new Error('webgpu backend: read of a freed storage');
-    if (!s.buf) return new Float32Array(0);
+    const flag = this.flagRead();
+    if (!s.buf) {
+      await flag;
+      this.throwNumerics();
+      return new Float32Array(0);
+    }
     const bytes = s.size * 4;
     const staging = this.createBuffer(bytes, USAGE.MAP_READ | USAGE.COPY_DST);
     this.copyEncoder().copyBufferToBuffer(s.buf.buffer, 0, staging, 0, bytes);
@@ -395,11 +411,84 @@ class WebGPURuntime {
       await this.mapOrLost(staging);
       const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
       staging.unmap();
+      await flag;
       await this.settleScopes();
       this.check();
+      this.throwNumerics();
       return out;
     } finally {
       staging.destroy();
+    }
+  }
+
+  // ----- setCheckNumerics -----
+  //
+  // The engine's contract is that the first op producing NaN or Inf throws, naming the op and the
+  // shapes. WebGPU cannot read back synchronously, so here each checked output is scanned on the GPU
+  // (one extra dispatch per op, wgsl.finiteScan) into a two-word flag that keeps the first failing
+  // check and its first bad element; the host reads the flag with the next read-back (read() or
+  // sync()), which then rejects with that check's message. What differs from WASM: the op itself
+  // does not throw, the ops after it still run (on NaN inputs), and the error surfaces at the await.
+  // Pending messages are dropped once a flag read-back covering them comes back clean; a read-back is
+  // also started by itself every FLAG_POLL_EVERY checks, so a long loop without reads stays bounded.
+
+  private checkFinite(st: Storage, describe: (index: number, value: number) => string): void {
+    this.check();
+    const s = this.own(st);
+    if (!s.buf || s.size === 0) return;
+    if (!this.flagBuf) this.flagBuf = this.createBuffer(16, STORAGE_USAGE); // zeroed: no failure
+    const k = ++this.checkSerial;
+    this.checks.set(k, describe);
+    this.dispatch('finiteScan', wgsl.finiteScan, [s.buf, this.flagBuf], [s.size, k], Math.ceil(s.size / wgsl.WG));
+    if (this.checks.size >= FLAG_POLL_EVERY && !this.flagPoll) {
+      this.flagPoll = this.flagRead()!.catch(() => {}).finally(() => { this.flagPoll = null; });
+    }
+  }
+
+  /**
+   * Copies the flag (when checks are pending), submits everything encoded so far, and returns the
+   * promise of the flag's value, which records a failure in numericsError and forgets the checks it
+   * covers. Null when nothing is pending.
+   */
+  private flagRead(): Promise<void> | null {
+    if (!this.flagBuf || (this.checks.size === 0 && !this.flagPoll)) return this.flagPoll;
+    const upTo = this.checkSerial;
+    const flagBuf = this.flagBuf;
+    const staging = this.createBuffer(16, USAGE.MAP_READ | USAGE.COPY_DST);
+    this.copyEncoder().copyBufferToBuffer(flagBuf, 0, staging, 0, 16);
+    this.flush();
+    const prior = this.flagPoll;
+    return (async () => {
+      try {
+        await this.mapOrLost(staging);
+        const [first, elem] = new Uint32Array(staging.getMappedRange(0, 8).slice(0));
+        staging.unmap();
+        await prior; // an earlier read-back settles the older checks first
+        if (first !== 0) {
+          const k = ~first >>> 0, packed = ~elem >>> 0;
+          const value = [NaN, Infinity, -Infinity][packed & 3];
+          const describe = this.checks.get(k);
+          this.numericsError ??= new Error(describe ? describe(packed >>> 2, value)
+            : `webgpu backend: a checked kernel produced ${value} at flat index ${packed >>> 2}`);
+          // Clear the flag for the checks still to come; checks that ran before the clear, after the
+          // failing one, are dropped (they come after the first failure).
+          this.queue.writeBuffer(flagBuf, 0, new Uint32Array(4));
+        }
+        for (const key of this.checks.keys()) {
+          if (key > upTo) break;
+          this.checks.delete(key);
+        }
+      } finally {
+        staging.destroy();
+      }
+    })();
+  }
+
+  private throwNumerics(): void {
+    const e = this.numericsError;
+    if (e) {
+      this.numericsError = null;
+      throw e;
     }
   }
 
@@ -417,10 +506,13 @@ class WebGPURuntime {
 
   private async sync(): Promise<void> {
     this.check();
+    const flag = this.flagRead();
     this.flush();
     await Promise.race([this.queue.onSubmittedWorkDone(), this.lostPromise.then(() => { throw this.lostError(); })]);
+    await flag;
     await this.settleScopes();
     this.check();
+    this.throwNumerics();
   }
 
   private destroy(): void {
@@ -428,6 +520,8 @@ class WebGPURuntime {
     try { if (!this.lostInfo) this.flush(); } catch { /* destroying anyway */ }
     this.destroyed = true;
     this.trimPool();
+    this.flagBuf?.destroy();
+    this.checks.clear();
     for (const a of this.arenas) a.buffer.destroy();
     this.dummy.destroy();
     this.device.destroy();

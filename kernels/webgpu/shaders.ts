@@ -44,56 +44,267 @@ ${body}
 
 // ---------------------------------------------------------------------------------------------
 // Elementwise: unary, binary, where, and every strided copy (transpose, slice, pad, concat, ...)
+//
+// IEEE semantics. The WGSL spec lets an implementation assume that no NaN or infinity occurs, and
+// leaves the builtins' results on them (and log/pow/sqrt outside their domain) undefined. Measured on
+// Dawn + SwiftShader: exp(NaN) = +Inf, log(0) = -88.03, log(-1) = 0 (log|x|), log(NaN) = 89.1,
+// `x != x` is false for NaN (so `v != v` tests and notEqual lost NaN), pow ignored NaN and signed
+// zeros, subnormals are flushed to zero, and fma is not fused. So every special value here is decided
+// on the bit pattern (never on `x != x`), non-finite constants are built from bits (PRELUDE), and the
+// results follow the reference backend exactly (JavaScript Math semantics, as PyTorch for these cases).
+// The one difference left is the device's: subnormal results (below 1.2e-38) are flushed to zero.
+//
+// Accuracy. The builtins were measured against float64 (max error in float32 ulps, Dawn/SwiftShader):
+// exp 64 (grows with |x|), log 1.0e5 near x = 1 (absolute error ~1e-7), tanh 1.2e7 (0 or 6e-8
+// for |x| < 1e-7, 3000 ulp at 2e-4), sin/cos 4e8 over |x| <= 1e4 (absolute error 1.9e-4 on
+// [-3, 3], 8e-4 at 1e4), pow 103; sqrt and division were correctly rounded (0.5) and are kept. The
+// replacements below are the Cephes float32 algorithms (Moshier), with range reductions written so
+// they are exact in float32, and double-float (hi + lo) arithmetic where float32 is not enough (pow's
+// and log's log2). Their measured errors are listed beside each; tests/special-values.test.ts checks them.
 
-const MATH = /* wgsl */ `
-fn tanh_(x: f32) -> f32 {
-  // Builtin tanh may compute inf/inf for large |x|; it is +-1 in float32 there anyway.
-  return select(tanh(x), sign(x), abs(x) > 10.0);
+/** WGSL helpers by name (name ends in '_'); a shader gets those its expression uses, with their dependencies. */
+const MATH_LIB: Record<string, string> = {
+  isnan_: `fn isnan_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }`,
+  isinf_: `fn isinf_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }`,
+  finite_: `fn finite_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) < 0x7f800000u; }`,
+  iszero_: `fn iszero_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0u; }`,
+  // Comparisons are false when either side is NaN (decided on bits, not left to the driver).
+  ordered_: `fn ordered_(a: f32, b: f32) -> bool { return !(isnan_(a) || isnan_(b)); }`,
+  neg_: `fn neg_(x: f32) -> f32 { return bitcast<f32>(bitcast<u32>(x) ^ 0x80000000u); }`,
+  abs_: `fn abs_(x: f32) -> f32 { return bitcast<f32>(bitcast<u32>(x) & 0x7fffffffu); }`,
+  // x <= 0 gives +0 (-0 and -Inf included), NaN stays NaN: integer compares on the bits.
+  relu_: `fn relu_(x: f32) -> f32 { let u = bitcast<u32>(x); return select(x, 0.0, u >= 0x80000000u && u <= 0xff800000u); }`,
+  sign_: `fn sign_(x: f32) -> f32 {
+  let u = bitcast<u32>(x);
+  let s = select(select(1.0, -1.0, u >= 0x80000000u), 0.0, (u & 0x7fffffffu) == 0u);
+  return select(s, x, isnan_(x));
+}`,
+  // Math.max / Math.min: NaN if either is NaN, and max(-0, +0) = +0, min(-0, +0) = -0 (the bits of
+  // equal values are the same but for the sign of zero, so AND / OR of the bits picks the right one).
+  max_: `fn max_(a: f32, b: f32) -> f32 {
+  let m = select(select(b, a, a > b), bitcast<f32>(bitcast<u32>(a) & bitcast<u32>(b)), a == b);
+  return select(m, nan(), !ordered_(a, b));
+}`,
+  min_: `fn min_(a: f32, b: f32) -> f32 {
+  let m = select(select(b, a, a < b), bitcast<f32>(bitcast<u32>(a) | bitcast<u32>(b)), a == b);
+  return select(m, nan(), !ordered_(a, b));
+}`,
+  // sqrt(-0) = -0; below zero (subnormals included) NaN.
+  sqrt_: `fn sqrt_(x: f32) -> f32 { return select(sqrt(x), nan(), isnan_(x) || bitcast<u32>(x) > 0x80000000u); }`,
+
+  // Double-float arithmetic: exact products by splitting into 12-bit halves on the bits (fma is not
+  // fused on SwiftShader, and a Veltkamp split could be reassociated), exact sums by Knuth's TwoSum.
+  split_: `fn split_(a: f32) -> vec2<f32> { let h = bitcast<f32>(bitcast<u32>(a) & 0xfffff000u); return vec2<f32>(h, a - h); }`,
+  twoProd_: `fn twoProd_(a: f32, b: f32) -> vec2<f32> {
+  let p = a * b;
+  let x = split_(a);
+  let y = split_(b);
+  return vec2<f32>(p, ((x.x * y.x - p) + x.x * y.y + x.y * y.x) + x.y * y.y);
+}`,
+  twoSum_: `fn twoSum_(a: f32, b: f32) -> vec2<f32> {
+  let s = a + b;
+  let bb = s - a;
+  return vec2<f32>(s, (a - (s - bb)) + (b - bb));
+}`,
+  // 2^n for integer n in [-252, 254], in two factors (each a normal float32).
+  ldexp_: `fn ldexp_(x: f32, n: i32) -> f32 {
+  let h = n / 2;
+  return x * bitcast<f32>(u32(h + 127) << 23u) * bitcast<f32>(u32(n - h + 127) << 23u);
+}`,
+  // e^(r + rl) for |r| <= 0.35, |rl| << |r|: Cephes expf polynomial.
+  expCore_: `fn expCore_(r: f32, rl: f32) -> f32 {
+  let p = ((((1.9875691500e-4 * r + 1.3981999507e-3) * r + 8.3334519073e-3) * r + 4.1665795894e-2) * r
+    + 1.6666665459e-1) * r + 5.0000001201e-1;
+  let y = (r * r * p + r) + 1.0;
+  return y + rl * y;
+}`,
+  // exp: x = n ln2 + r with ln2 in two parts (Cody-Waite; n ln2_hi is exact for |n| < 2^15), then the
+  // polynomial. Measured max error 0.95 ulp over [-87, 88.7] (builtin: 64).
+  exp_: `fn exp_(x: f32) -> f32 {
+  if (isnan_(x)) { return x; }
+  let xc = clamp(x, -104.0, 89.0);
+  let n = round(xc * 1.44269504089);
+  let r = (xc - n * 0.693359375) - n * -2.12194440e-4;
+  return ldexp_(expCore_(r, 0.0), i32(n));
+}`,
+  // log2(x) as hi + lo (relative error ~2^-34) for finite x > 0, subnormals included (decoded from the
+  // bits): x = m 2^e with m in [sqrt(1/2), sqrt(2)), log2 m = (2/ln2) atanh(s), s = (m - 1)/(m + 1),
+  // with s, s^3/3 and the products by 2/ln2 in double-float and the rest of the series in float32.
+  log2dd_: `fn log2dd_(x: f32) -> vec2<f32> {
+  var u = bitcast<u32>(x);
+  var e = i32(u >> 23u) - 127;
+  if ((u >> 23u) == 0u) {
+    let v = bitcast<u32>(f32(u));
+    e = i32(v >> 23u) - 276;
+    u = v;
+  }
+  var m = bitcast<f32>((u & 0x007fffffu) | 0x3f800000u);
+  if (m > 1.41421356) { m = m * 0.5; e = e + 1; }
+  let f = m - 1.0;
+  let d = twoSum_(m, 1.0);
+  let sh = f / d.x;
+  let p = twoProd_(sh, d.x);
+  let sl = (((f - p.x) - p.y) - sh * d.y) / d.x;
+  let z = twoProd_(sh, sh);
+  let zl = z.y + 2.0 * sh * sl;
+  let c = twoProd_(z.x, sh);
+  let cl = c.y + z.x * sl + zl * sh;
+  let w = z.x;
+  let tail = c.x * w * (0.2 + w * (0.142857143 + w * (0.111111111 + w * (0.0909090909 + w * (0.0769230769 + w * 0.0666666667)))));
+  let q = twoProd_(c.x, 0.3333333432674408);
+  let ql = q.y + c.x * -9.934107758624577e-9 + cl * 0.3333333432674408;
+  let a = twoSum_(sh, q.x);
+  let al = a.y + sl + ql + tail;
+  let l = twoProd_(a.x, 2.885390043258667);
+  let ll = l.y + a.x * 3.851926067000022e-8 + al * 2.885390043258667;
+  let t = twoSum_(f32(e), l.x);
+  let tl = t.y + ll;
+  let hi = t.x + tl;
+  return vec2<f32>(hi, tl - (hi - t.x));
+}`,
+  // log: measured max error 0.5 ulp (builtin: 1e5 ulp near 1).
+  log_: `fn log_(x: f32) -> f32 {
+  if (isnan_(x) || bitcast<u32>(x) > 0x80000000u) { return nan(); }
+  if (iszero_(x)) { return -inf(); }
+  if (isinf_(x)) { return x; }
+  let l = log2dd_(x);
+  let p = twoProd_(l.x, 0.6931471824645996);
+  return p.x + (p.y + l.x * -1.9046542121259336e-9 + l.y * 0.6931471824645996);
+}`,
+  // a^b for finite a > 0, b: 2^(b log2 a) with b log2 a in double-float, so the result keeps float32
+  // accuracy at large exponents. Measured max error 1.1 ulp, bases 1e-30..1e30 (builtin: 103).
+  powPos_: `fn powPos_(a: f32, b: f32) -> f32 {
+  let l = log2dd_(a);
+  let t = twoProd_(b, l.x);
+  if (t.x > 130.0) { return inf(); }
+  if (t.x < -160.0) { return 0.0; }
+  let tl = t.y + b * l.y;
+  let n = round(t.x);
+  let f = (t.x - n) + tl;
+  let g = twoProd_(f, 0.6931471824645996);
+  return ldexp_(expCore_(g.x, g.y + f * -1.9046542121259336e-9), i32(n));
+}`,
+  // Math.pow, special values included (a NaN exponent gives NaN, 1^Inf is NaN, signed zeros, odd
+  // integer exponents of negative bases).
+  pow_: `fn pow_(a: f32, b: f32) -> f32 {
+  if (isnan_(b)) { return b; }
+  if (iszero_(b)) { return 1.0; }
+  if (isnan_(a)) { return a; }
+  let ua = bitcast<u32>(a);
+  let aa = abs_(a);
+  let neg = ua >= 0x80000000u;
+  if (isinf_(b)) {
+    if (aa == 1.0) { return nan(); }
+    return select(0.0, inf(), (aa > 1.0) == (bitcast<u32>(b) < 0x80000000u));
+  }
+  let whole = floor(b) == b;
+  let odd = whole && abs(b) < 16777216.0 && (i32(b) & 1) != 0;
+  if (iszero_(a) || isinf_(a)) {
+    let mag = select(0.0, inf(), iszero_(a) == (bitcast<u32>(b) >= 0x80000000u));
+    return select(mag, neg_(mag), neg && odd);
+  }
+  if (neg && !whole) { return nan(); }
+  let r = powPos_(aa, b);
+  return select(r, -r, neg && odd);
+}`,
+  // tanh: |x| < 0.625 Cephes tanhf polynomial, else 1 - 2/(e^2|x| + 1) (no cancellation there);
+  // +-1 beyond 9.1, x itself below 2^-12 (keeps -0). Measured max error 1.3 ulp (builtin: 1.2e7).
+  tanh_: `fn tanh_(x: f32) -> f32 {
+  if (isnan_(x)) { return x; }
+  let a = abs_(x);
+  if (a < 0.000244140625) { return x; }
+  if (a < 0.625) {
+    let z = x * x;
+    return x + x * z * ((((-5.70498872745e-3 * z + 2.06390887954e-2) * z - 5.37397155531e-2) * z
+      + 1.33314422036e-1) * z - 3.33332819422e-1);
+  }
+  var r = 1.0;
+  if (a < 9.1) { r = 1.0 - 2.0 / (exp_(2.0 * a) + 1.0); }
+  return select(r, -r, x < 0.0);
+}`,
+  // sigmoid through e^-|x| (no overflow, no cancellation). Measured max error 2.6 ulp (was 2.8 with
+  // the builtin exp; the error is now the two roundings of 1/(1 + e) and e * s).
+  sigmoid_: `fn sigmoid_(x: f32) -> f32 {
+  if (isnan_(x)) { return x; }
+  let e = exp_(-abs_(x));
+  let s = 1.0 / (1.0 + e);
+  return select(e * s, s, x >= 0.0);
+}`,
+  // sin and cos: x = k pi/2 + r, |r| <= pi/4, by Cody-Waite with pi/2 = C1 + C2 + C3 + C4: C1 and C2
+  // of 8 and 11 significant bits (k C1 and k C2 are exact for |k| < 2^13, i.e. |x| < 12868), C3 the
+  // float32 rounding of the rest with k C3 taken exactly (twoProd_), C4 what remains (1e-15), so r is
+  // rounded once, relative to itself, even next to the zeros of the function; then Cephes' sinf/cosf
+  // polynomials on [-pi/4, pi/4]. Measured max error 1.5 ulp over |x| <= 1e4, next to the zeros
+  // included (builtin: absolute error 1.9e-4 on [-3, 3], 8e-4 on |x| <= 1e4, 4e8 ulp). Beyond
+  // |x| ~ 12868 k C2, and beyond ~1e5 k C1, are rounded: the absolute error grows with |x|, measured
+  // 1e-6 on |x| <= 1e5 and 3e-2 on |x| <= 1e6 (half the float32 spacing of x there, 0.0625); results
+  // stay in [-1, 1]. Inf and NaN give NaN.
+  // q = quadrant offset: 0 for sin, 1 for cos.
+  sincos_: `fn sincos_(x: f32, q0: u32) -> f32 {
+  if (!finite_(x)) { return nan(); }
+  if (abs_(x) < 0.000244140625) { return select(x, 1.0, q0 == 1u); }
+  let k = round(x * 0.636619772367581);
+  let p = twoProd_(k, 7.549790126404332e-8);
+  let r = (((x - k * 1.5703125) - k * 4.837512969970703e-4) - p.x) - (p.y + k * -1.7151245100058819e-15);
+  let q = (u32(i32(k - 4.0 * floor(k * 0.25))) + q0) & 3u;
+  let z = r * r;
+  let s = r + r * z * ((-1.9515295891e-4 * z + 8.3321608736e-3) * z - 1.6666654611e-1);
+  let c = (1.0 - 0.5 * z) + z * z * ((2.443315711809948e-5 * z - 1.388731625493765e-3) * z + 4.166664568298827e-2);
+  let v = select(s, c, (q & 1u) == 1u);
+  return select(v, -v, q >= 2u);
+}`,
+};
+
+const MATH_DEPS: Record<string, string[]> = {
+  ordered_: ['isnan_'], sign_: ['isnan_'], max_: ['ordered_'], min_: ['ordered_'], sqrt_: ['isnan_'],
+  twoProd_: ['split_'], exp_: ['isnan_', 'ldexp_', 'expCore_'], log2dd_: ['twoSum_', 'twoProd_'],
+  log_: ['isnan_', 'iszero_', 'isinf_', 'log2dd_', 'twoProd_'], powPos_: ['log2dd_', 'twoProd_', 'ldexp_', 'expCore_'],
+  pow_: ['isnan_', 'iszero_', 'isinf_', 'abs_', 'neg_', 'powPos_'], tanh_: ['isnan_', 'abs_', 'exp_'],
+  sigmoid_: ['isnan_', 'abs_', 'exp_'], sincos_: ['finite_', 'abs_', 'twoProd_'],
+};
+
+/** The MATH_LIB functions `code` calls, with everything they call, in dependency order. */
+export function mathFor(code: string): string {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const add = (name: string) => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    for (const d of MATH_DEPS[name] ?? []) add(d);
+    out.push(MATH_LIB[name]);
+  };
+  for (const m of code.matchAll(/\b(\w+_)\(/g)) if (MATH_LIB[m[1]]) add(m[1]);
+  return out.join('\n');
 }
-fn sigmoid_(x: f32) -> f32 {
-  // exp of a non-positive argument only: no overflow, no cancellation for very negative x.
-  let e = exp(-abs(x));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
-}
-fn pow_(a: f32, b: f32) -> f32 {
-  // WGSL pow is undefined for a <= 0; follow Math.pow there.
-  if (b == 0.0) { return 1.0; }
-  if (a > 0.0) { return pow(a, b); }
-  if (a == 0.0) { return select(inf(), 0.0, b > 0.0); }
-  if (floor(b) != b) { return nan(); }
-  let r = pow(-a, b);
-  let odd = abs(b) < 16777216.0 && (i32(b) & 1) != 0;
-  return select(r, -r, odd);
-}
-`;
 
 /** WGSL expression per elementwise kernel, over inputs v0, v1, v2. */
 export const ELEMENTWISE_EXPR: Record<string, string> = {
-  neg: '-v0',
-  exp: 'exp(v0)',
-  log: 'log(v0)',
-  sqrt: 'sqrt(v0)',
+  neg: 'neg_(v0)',
+  exp: 'exp_(v0)',
+  log: 'log_(v0)',
+  sqrt: 'sqrt_(v0)',
   tanh: 'tanh_(v0)',
   sigmoid: 'sigmoid_(v0)',
-  relu: 'select(0.0, v0, v0 > 0.0)',
-  abs: 'abs(v0)',
-  sin: 'sin(v0)',
-  cos: 'cos(v0)',
-  sign: 'sign(v0)',
+  relu: 'relu_(v0)',
+  abs: 'abs_(v0)',
+  sin: 'sincos_(v0, 0u)',
+  cos: 'sincos_(v0, 1u)',
+  sign: 'sign_(v0)',
   add: 'v0 + v1',
   sub: 'v0 - v1',
   mul: 'v0 * v1',
   div: 'v0 / v1',
   pow: 'pow_(v0, v1)',
-  maximum: 'select(v1, v0, v0 >= v1)',
-  minimum: 'select(v1, v0, v0 <= v1)',
-  greater: 'select(0.0, 1.0, v0 > v1)',
-  greaterEqual: 'select(0.0, 1.0, v0 >= v1)',
-  less: 'select(0.0, 1.0, v0 < v1)',
-  lessEqual: 'select(0.0, 1.0, v0 <= v1)',
-  equal: 'select(0.0, 1.0, v0 == v1)',
-  notEqual: 'select(0.0, 1.0, v0 != v1)',
-  where: 'select(v2, v1, v0 != 0.0)',
+  maximum: 'max_(v0, v1)',
+  minimum: 'min_(v0, v1)',
+  greater: 'select(0.0, 1.0, v0 > v1 && ordered_(v0, v1))',
+  greaterEqual: 'select(0.0, 1.0, v0 >= v1 && ordered_(v0, v1))',
+  less: 'select(0.0, 1.0, v0 < v1 && ordered_(v0, v1))',
+  lessEqual: 'select(0.0, 1.0, v0 <= v1 && ordered_(v0, v1))',
+  equal: 'select(0.0, 1.0, v0 == v1 && ordered_(v0, v1))',
+  notEqual: 'select(1.0, 0.0, v0 == v1 && ordered_(v0, v1))',
+  // c != 0 (NaN counts as true) on the bits, so a subnormal condition is not flushed to 0 either.
+  where: 'select(v1, v2, iszero_(v0))',
   copy: 'v0',
 };
 
@@ -104,7 +315,7 @@ export const ELEMENTWISE_EXPR: Record<string, string> = {
 export function elementwiseFlat(expr: string, nIn: number, scalarMask: number): string {
   const decl = Array.from({ length: nIn }, (_, k) => ro(k + 1, `X${k}`)).join('\n');
   const loads = Array.from({ length: nIn }, (_, k) => `  let v${k} = X${k}[${scalarMask & (1 << k) ? '0u' : 'i'}];`).join('\n');
-  return `${PRELUDE}${MATH}${decl}\n${rw(nIn + 1, 'Y')}\n` + perElement(`${loads}\n  Y[i] = ${expr};`);
+  return `${PRELUDE}${mathFor(expr)}\n${decl}\n${rw(nIn + 1, 'Y')}\n` + perElement(`${loads}\n  Y[i] = ${expr};`);
 }
 
 /**
@@ -118,7 +329,7 @@ export function elementwiseStrided(expr: string, nIn: number): string {
   const init = Array.from({ length: ops }, (_, k) => `  var o${k} = prm(2u + R + ${k}u * (R + 1u));`).join('\n');
   const step = Array.from({ length: ops }, (_, k) => `    o${k} += c * prm(3u + R + ${k}u * (R + 1u) + dd);`).join('\n');
   const loads = Array.from({ length: nIn }, (_, k) => `  let v${k} = X${k}[o${k}];`).join('\n');
-  return `${PRELUDE}${MATH}${decl}\n${rw(nIn + 1, 'Y')}\n` + perElement(`
+  return `${PRELUDE}${mathFor(expr)}\n${decl}\n${rw(nIn + 1, 'Y')}\n` + perElement(`
   let R = prm(1u);
 ${init}
   var rem = i;
@@ -155,14 +366,14 @@ fn redOffset(r: u32) -> u32 { return offsetOf(r, prm(3u), 4u + 2u * prm(2u)); }
 
 const REDUCE_OPS: Record<string, { init: string; combine: string }> = {
   sum: { init: '0.0', combine: 'a + v' },
-  // NaN propagates, like the reference (v != v is the NaN test).
-  max: { init: '-inf()', combine: 'select(a, v, v > a || v != v)' },
+  // Math.max: NaN propagates, +0 beats -0; commutative and associative, so the tree order is free.
+  max: { init: '-inf()', combine: 'max_(a, v)' },
 };
 
 /** One thread per output element, looping over the reduced elements: small R or many outputs. */
 export function reduceThread(op: 'sum' | 'max'): string {
   const { init, combine } = REDUCE_OPS[op];
-  return `${PRELUDE}${REDUCE_COMMON}
+  return `${PRELUDE}${REDUCE_COMMON}${mathFor(combine)}
 fn combine(a: f32, v: f32) -> f32 { return ${combine}; }
 ${ro(1, 'X')}
 ${rw(2, 'Y')}
@@ -177,7 +388,7 @@ ${rw(2, 'Y')}
 /** One workgroup per output element: strided partial results, then a tree in workgroup memory. */
 export function reduceWorkgroup(op: 'sum' | 'max'): string {
   const { init, combine } = REDUCE_OPS[op];
-  return `${PRELUDE}${REDUCE_COMMON}
+  return `${PRELUDE}${REDUCE_COMMON}${mathFor(combine)}
 fn combine(a: f32, v: f32) -> f32 { return ${combine}; }
 ${ro(1, 'X')}
 ${rw(2, 'Y')}
@@ -621,4 +832,28 @@ ${rw(3, 'Y')}
     acc += G[(a * J + CSR[n + 1u + e]) * inner + c];
   }
   Y[i] = acc;`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// setCheckNumerics: scans a kernel's output for NaN / Inf into a flag buffer (WebGPU cannot read
+// back synchronously, so the host reads the flag at the next read-back). Params: [n, check number k].
+// FLAG[0] = ~k of the first failing check (0: none), FLAG[1] = ~(index << 2 | kind) of its first
+// non-finite element, kind 0 NaN, 1 +Inf, 2 -Inf (atomicMax of complements: 0 is "nothing", which
+// clearBuffer and a fresh buffer give). Dispatches run in order and each sees the previous ones'
+// writes, so a check after a failed one returns at once: the flag keeps the first failing op.
+
+export function finiteScan(): string {
+  return `${PRELUDE}
+${ro(1, 'X', 'u32')}
+@group(0) @binding(2) var<storage, read_write> FLAG: array<atomic<u32>, 2>;
+` + perElement(`
+  let u = X[i];
+  let a = u & 0x7fffffffu;
+  if (a < 0x7f800000u) { return; }
+  let k = prm(1u);
+  let first = atomicLoad(&FLAG[0]);
+  if (first != 0u && ~first < k) { return; }
+  atomicMax(&FLAG[0], ~k);
+  let kind = select(select(1u, 2u, u >= 0x80000000u), 0u, a > 0x7f800000u);
+  atomicMax(&FLAG[1], ~((i << 2u) | kind));`);
 }

@@ -1,6 +1,6 @@
 // Elementwise kernels: unary maps, broadcasting binary ops, where, cast.
-// Semantics follow kernels/ref/backend.ts exactly (NaN handling of maximum/minimum/relu/sign
-// included). SIMD where the op has a vector form; transcendental functions are scalar
+// Semantics follow kernels/ref/backend.ts exactly (NaN propagating through maximum/minimum/relu/sign,
+// signed zeros included). SIMD where the op has a vector form; transcendental functions are scalar
 // (Mathf for f32, Math for f64).
 
 import { IDX, arg, at, lanes, resetIdx } from './common';
@@ -27,7 +27,7 @@ const ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAXIMUM = 5, MINIMUM = 6, GRE
 @inline function tanhF32(x: f32): f32 {
   const a = Math.abs(<f64>x);
   const r = a < 0.00048828125 ? a - a * a * a / 3.0 : 1.0 - 2.0 / (Math.exp(2.0 * a) + 1.0);
-  return <f32>(x < 0 ? -r : r);
+  return <f32>copysign<f64>(r, <f64>x); // tanh(-0) = -0
 }
 
 // @ts-ignore: decorator
@@ -39,12 +39,12 @@ const ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAXIMUM = 5, MINIMUM = 6, GRE
   if (op == SQRT) return f ? <T>Mathf.sqrt(<f32>x) : <T>Math.sqrt(<f64>x);
   if (op == TANH) return f ? <T>tanhF32(<f32>x) : <T>Math.tanh(<f64>x);
   if (op == SIGMOID) return f ? <T>(<f32>1 / (<f32>1 + Mathf.exp(-<f32>x))) : <T>(1.0 / (1.0 + Math.exp(-<f64>x)));
-  if (op == RELU) return x > <T>0 ? x : <T>0;
+  if (op == RELU) return x <= <T>0 ? <T>0 : x; // NaN stays NaN, -0 gives +0
   if (op == ABS) return f ? <T>Mathf.abs(<f32>x) : <T>Math.abs(<f64>x);
   if (op == SIN) return f ? <T>Mathf.sin(<f32>x) : <T>Math.sin(<f64>x);
   if (op == COS) return f ? <T>Mathf.cos(<f32>x) : <T>Math.cos(<f64>x);
-  // SIGN: NaN and both zeros map to +0, like the reference.
-  return x > <T>0 ? <T>1 : x < <T>0 ? <T>-1 : <T>0;
+  // SIGN: both zeros map to +0, NaN stays NaN, like the reference.
+  return x > <T>0 ? <T>1 : x < <T>0 ? <T>-1 : x == <T>0 ? <T>0 : x;
 }
 
 // @ts-ignore: decorator
@@ -57,11 +57,13 @@ const ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAXIMUM = 5, MINIMUM = 6, GRE
   const zero = v128.splat<T>(<T>0);
   if (op == NEG) return v128.neg<T>(v);
   if (op == SQRT) return v128.sqrt<T>(v);
-  // pmax(0, x) = 0 < x ? x : 0, so NaN and -0 give +0 like `x > 0 ? x : 0`.
-  if (op == RELU) return v128.pmax<T>(zero, v);
+  // x & ~(x <= 0): lanes <= 0 (-0 included) become +0, NaN lanes (the compare is false) stay NaN.
+  // One instruction more than pmax(0, x), which dropped NaN.
+  if (op == RELU) return v128.andnot(v, v128.le<T>(v, zero));
   if (op == ABS) return v128.abs<T>(v);
   const one = v128.splat<T>(<T>1);
-  return v128.sub<T>(v128.and(v128.gt<T>(v, zero), one), v128.and(v128.lt<T>(v, zero), one));
+  const s = v128.sub<T>(v128.and(v128.gt<T>(v, zero), one), v128.and(v128.lt<T>(v, zero), one));
+  return v128.bitselect(v, s, v128.ne<T>(v, v)); // NaN lanes keep x
 }
 
 // @ts-ignore: decorator
@@ -138,8 +140,9 @@ export function unarySerial<T>(op: i32, x: usize, y: usize, n: usize): void {
   if (op == MUL) return a * b;
   if (op == DIV) return a / b;
   if (op == POW) return sizeof<T>() == 4 ? <T>Mathf.pow(<f32>a, <f32>b) : <T>Math.pow(<f64>a, <f64>b);
-  if (op == MAXIMUM) return a >= b ? a : b;
-  if (op == MINIMUM) return a <= b ? a : b;
+  // f32.max / f32.min: NaN if either is NaN, max(-0, +0) = +0 (Math.max, like the reference).
+  if (op == MAXIMUM) return max<T>(a, b);
+  if (op == MINIMUM) return min<T>(a, b);
   if (op == GREATER) return a > b ? <T>1 : <T>0;
   if (op == GREATER_EQUAL) return a >= b ? <T>1 : <T>0;
   if (op == LESS) return a < b ? <T>1 : <T>0;
@@ -155,9 +158,9 @@ export function unarySerial<T>(op: i32, x: usize, y: usize, n: usize): void {
   if (op == SUB) return v128.sub<T>(a, b);
   if (op == MUL) return v128.mul<T>(a, b);
   if (op == DIV) return v128.div<T>(a, b);
-  // select, not f32x4.max: `a >= b ? a : b` returns b when either is NaN, fmax would not.
-  if (op == MAXIMUM) return v128.bitselect(a, b, v128.ge<T>(a, b));
-  if (op == MINIMUM) return v128.bitselect(a, b, v128.le<T>(a, b));
+  // f32x4.max / min are IEEE 754-2019 maximum / minimum: Math.max semantics in one instruction.
+  if (op == MAXIMUM) return v128.max<T>(a, b);
+  if (op == MINIMUM) return v128.min<T>(a, b);
   if (op == GREATER) return v128.and(v128.gt<T>(a, b), one);
   if (op == GREATER_EQUAL) return v128.and(v128.ge<T>(a, b), one);
   if (op == LESS) return v128.and(v128.lt<T>(a, b), one);

@@ -12,15 +12,16 @@ const REDUCE_PAR_MIN: f64 = <f64>(1 << 15);
 
 const SUM = 0;
 
-// max keeps the first NaN it meets and otherwise the first of equal values: `v > acc || v != v`.
+// max is Math.max (f32.max / f32x4.max): NaN propagates and +0 beats -0, so the result does not
+// depend on the order the lanes and rows are combined in.
 // @ts-ignore: decorator
 @inline function maxS<T>(acc: T, v: T): T {
-  return v > acc || v != v ? v : acc;
+  return max<T>(acc, v);
 }
 
 // @ts-ignore: decorator
 @inline function maxV<T>(acc: v128, v: v128): v128 {
-  return v128.bitselect(v, acc, v128.or(v128.gt<T>(v, acc), v128.ne<T>(v, v)));
+  return v128.max<T>(acc, v);
 }
 
 // @ts-ignore: decorator
