@@ -8,7 +8,7 @@
 // [B, 1] or [B, H, 1].
 
 import * as ops from './ops.js';
-import { stopGradient } from './runtime.js';
+import { composite, stopGradient } from './runtime.js';
 import { l2Normalize } from './nn.js';
 import type { Tensor } from './tensor.js';
 
@@ -28,12 +28,14 @@ const withHeads = (t: T): [T, boolean] => (t.rank === 2 ? [ops.expandDims(t, 1),
  * nn.l2Normalize, so a zero key or an all-zero row gives 0 (and finite gradients) instead of 0/0.
  */
 export function cosineSimilarity(memory: T, keys: T, eps = 1e-8): T {
-  check(memory.rank === 3, 'cosineSimilarity', `memory must be [batch, rows, width], got ${shp(memory)}`);
-  const [k, single] = withHeads(keys);
-  check(k.rank === 3 && k.shape[0] === memory.shape[0] && k.shape[2] === memory.shape[2], 'cosineSimilarity',
-    `keys ${shp(keys)} do not match memory ${shp(memory)} (expected [batch, width] or [batch, heads, width])`);
-  const sim = ops.matmul(l2Normalize(k, eps), l2Normalize(memory, eps), { transB: true }); // [B, H, N]
-  return single ? ops.squeeze(sim, [1]) : sim;
+  return composite('cosineSimilarity', () => {
+    check(memory.rank === 3, 'cosineSimilarity', `memory must be [batch, rows, width], got ${shp(memory)}`);
+    const [k, single] = withHeads(keys);
+    check(k.rank === 3 && k.shape[0] === memory.shape[0] && k.shape[2] === memory.shape[2], 'cosineSimilarity',
+      `keys ${shp(keys)} do not match memory ${shp(memory)} (expected [batch, width] or [batch, heads, width])`);
+    const sim = ops.matmul(l2Normalize(k, eps), l2Normalize(memory, eps), { transB: true }); // [B, H, N]
+    return single ? ops.squeeze(sim, [1]) : sim;
+  });
 }
 
 /**
@@ -41,25 +43,31 @@ export function cosineSimilarity(memory: T, keys: T, eps = 1e-8): T {
  * (key strength, >= 0) is [B, 1] / [B, H, 1]; without it, 1 (Santoro et al.'s read weights).
  */
 export function contentAddressing(memory: T, keys: T, beta?: T): T {
-  const sim = cosineSimilarity(memory, keys);
-  if (beta) check(beta.rank === sim.rank && beta.shape[beta.rank - 1] === 1, 'contentAddressing', `beta ${shp(beta)} must be ${sim.rank === 2 ? '[batch, 1]' : '[batch, heads, 1]'} for keys ${shp(keys)}`);
-  return ops.softmax(beta ? ops.mul(sim, beta) : sim, -1);
+  return composite('contentAddressing', () => {
+    const sim = cosineSimilarity(memory, keys);
+    if (beta) check(beta.rank === sim.rank && beta.shape[beta.rank - 1] === 1, 'contentAddressing', `beta ${shp(beta)} must be ${sim.rank === 2 ? '[batch, 1]' : '[batch, heads, 1]'} for keys ${shp(keys)}`);
+    return ops.softmax(beta ? ops.mul(sim, beta) : sim, -1);
+  });
 }
 
 /** Interpolation gate: g * w + (1 - g) * wPrev, with g in [0, 1] shaped [B, 1] / [B, H, 1]. */
 export function interpolate(w: T, wPrev: T, g: T): T {
-  check(w.rank === wPrev.rank && w.shape.every((d, i) => d === wPrev.shape[i]), 'interpolate', `weightings ${shp(w)} and ${shp(wPrev)} differ`);
-  return ops.add(ops.mul(g, w), ops.mul(ops.sub(1, g), wPrev));
+  return composite('interpolate', () => {
+    check(w.rank === wPrev.rank && w.shape.every((d, i) => d === wPrev.shape[i]), 'interpolate', `weightings ${shp(w)} and ${shp(wPrev)} differ`);
+    return ops.add(ops.mul(g, w), ops.mul(ops.sub(1, g), wPrev));
+  });
 }
 
 /** Rotates the last axis: out[..., i] = x[..., (i - d) mod N]. */
 export function roll(x: T, d: number): T {
-  const n = x.shape[x.rank - 1];
-  const s = ((d % n) + n) % n;
-  if (s === 0) return x;
-  const begin = (at: number) => x.shape.map((_, i) => (i === x.rank - 1 ? at : 0));
-  const size = (len: number) => x.shape.map((dim, i) => (i === x.rank - 1 ? len : dim));
-  return ops.concat([ops.slice(x, begin(n - s), size(s)), ops.slice(x, begin(0), size(n - s))], x.rank - 1);
+  return composite('roll', () => {
+    const n = x.shape[x.rank - 1];
+    const s = ((d % n) + n) % n;
+    if (s === 0) return x;
+    const begin = (at: number) => x.shape.map((_, i) => (i === x.rank - 1 ? at : 0));
+    const size = (len: number) => x.shape.map((dim, i) => (i === x.rank - 1 ? len : dim));
+    return ops.concat([ops.slice(x, begin(n - s), size(s)), ops.slice(x, begin(0), size(n - s))], x.rank - 1);
+  });
 }
 
 /**
@@ -67,18 +75,20 @@ export function roll(x: T, d: number): T {
  * axis has 2r + 1 entries, offset -r first): out[i] = sum_k shift[k] * w[(i - (k - r)) mod N].
  */
 export function circularShift(w: T, shift: T): T {
-  const s = shift.shape[shift.rank - 1];
-  check(s % 2 === 1 && shift.rank === w.rank && shift.shape.slice(0, -1).every((d, i) => d === w.shape[i]), 'circularShift',
-    `shift ${shp(shift)} must match weighting ${shp(w)} on all but the last axis, which must be odd (offsets -r..r)`);
-  const r = (s - 1) / 2;
-  check(s <= w.shape[w.rank - 1], 'circularShift', `${s} shift offsets for only ${w.shape[w.rank - 1]} memory rows`);
-  let out: T | null = null;
-  for (let k = 0; k < s; k++) {
-    const sk = ops.slice(shift, shift.shape.map((_, i) => (i === shift.rank - 1 ? k : 0)), shift.shape.map((d, i) => (i === shift.rank - 1 ? 1 : d)));
-    const term = ops.mul(roll(w, k - r), sk);
-    out = out ? ops.add(out, term) : term;
-  }
-  return out!;
+  return composite('circularShift', () => {
+    const s = shift.shape[shift.rank - 1];
+    check(s % 2 === 1 && shift.rank === w.rank && shift.shape.slice(0, -1).every((d, i) => d === w.shape[i]), 'circularShift',
+      `shift ${shp(shift)} must match weighting ${shp(w)} on all but the last axis, which must be odd (offsets -r..r)`);
+    const r = (s - 1) / 2;
+    check(s <= w.shape[w.rank - 1], 'circularShift', `${s} shift offsets for only ${w.shape[w.rank - 1]} memory rows`);
+    let out: T | null = null;
+    for (let k = 0; k < s; k++) {
+      const sk = ops.slice(shift, shift.shape.map((_, i) => (i === shift.rank - 1 ? k : 0)), shift.shape.map((d, i) => (i === shift.rank - 1 ? 1 : d)));
+      const term = ops.mul(roll(w, k - r), sk);
+      out = out ? ops.add(out, term) : term;
+    }
+    return out!;
+  });
 }
 
 /**
@@ -87,8 +97,10 @@ export function circularShift(w: T, shift: T): T {
  * weighting is nearly flat at zero, and keeps d/dgamma finite where a weight is exactly 0.
  */
 export function sharpen(w: T, gamma: T, eps = 1e-20): T {
-  check(gamma.rank === w.rank && gamma.shape[gamma.rank - 1] === 1, 'sharpen', `gamma ${shp(gamma)} must be [..., 1] for weighting ${shp(w)}`);
-  return ops.softmax(ops.mul(gamma, ops.log(ops.add(w, eps))), -1);
+  return composite('sharpen', () => {
+    check(gamma.rank === w.rank && gamma.shape[gamma.rank - 1] === 1, 'sharpen', `gamma ${shp(gamma)} must be [..., 1] for weighting ${shp(w)}`);
+    return ops.softmax(ops.mul(gamma, ops.log(ops.add(w, eps))), -1);
+  });
 }
 
 /** The NTM head's addressing parameters, already squashed into their ranges (see `ntmHeadParams`). */
@@ -96,8 +108,10 @@ export interface AddressingParams { key: T; beta: T; g: T; shift: T; gamma: T }
 
 /** NTM addressing (Graves et al. 2014, figure 2): content, interpolation, shift, sharpening. */
 export function ntmAddressing(memory: T, wPrev: T, p: AddressingParams): T {
-  const wc = contentAddressing(memory, p.key, p.beta);
-  return sharpen(circularShift(interpolate(wc, wPrev, p.g), p.shift), p.gamma);
+  return composite('ntmAddressing', () => {
+    const wc = contentAddressing(memory, p.key, p.beta);
+    return sharpen(circularShift(interpolate(wc, wPrev, p.g), p.shift), p.gamma);
+  });
 }
 
 /**
@@ -106,19 +120,23 @@ export function ntmAddressing(memory: T, wPrev: T, p: AddressingParams): T {
  * gamma 1 + softplus (>= 1).
  */
 export function ntmHeadParams(raw: T, width: number, shifts = 3): AddressingParams {
-  const n = raw.shape[raw.rank - 1];
-  check(n === width + 3 + shifts, 'ntmHeadParams', `head output ${shp(raw)} must have ${width} + 3 + ${shifts} entries on its last axis`);
-  const [k, b, g, s, y] = ops.split(raw, [width, 1, 1, shifts, 1], raw.rank - 1);
-  return { key: ops.tanh(k), beta: ops.softplus(b), g: ops.sigmoid(g), shift: ops.softmax(s, -1), gamma: ops.add(ops.softplus(y), 1) };
+  return composite('ntmHeadParams', () => {
+    const n = raw.shape[raw.rank - 1];
+    check(n === width + 3 + shifts, 'ntmHeadParams', `head output ${shp(raw)} must have ${width} + 3 + ${shifts} entries on its last axis`);
+    const [k, b, g, s, y] = ops.split(raw, [width, 1, 1, shifts, 1], raw.rank - 1);
+    return { key: ops.tanh(k), beta: ops.softplus(b), g: ops.sigmoid(g), shift: ops.softmax(s, -1), gamma: ops.add(ops.softplus(y), 1) };
+  });
 }
 
 /** Reads r = w^T M: weightings [B, N] / [B, H, N] with memory [B, N, W] -> [B, W] / [B, H, W]. */
 export function read(memory: T, w: T): T {
-  const [wh, single] = withHeads(w);
-  check(memory.rank === 3 && wh.shape[0] === memory.shape[0] && wh.shape[2] === memory.shape[1], 'read',
-    `weighting ${shp(w)} does not address memory ${shp(memory)}`);
-  const r = ops.matmul(wh, memory);
-  return single ? ops.squeeze(r, [1]) : r;
+  return composite('read', () => {
+    const [wh, single] = withHeads(w);
+    check(memory.rank === 3 && wh.shape[0] === memory.shape[0] && wh.shape[2] === memory.shape[1], 'read',
+      `weighting ${shp(w)} does not address memory ${shp(memory)}`);
+    const r = ops.matmul(wh, memory);
+    return single ? ops.squeeze(r, [1]) : r;
+  });
 }
 
 /**
@@ -127,14 +145,16 @@ export function read(memory: T, w: T): T {
  * vector it is the pure additive write M + w a^T (Santoro et al.'s).
  */
 export function write(memory: T, w: T, add: T, erase?: T): T {
-  check(memory.rank === 3 && w.rank === 2 && w.shape[0] === memory.shape[0] && w.shape[1] === memory.shape[1], 'write',
-    `weighting ${shp(w)} does not address memory ${shp(memory)}`);
-  for (const [name, v] of [['add', add], ['erase', erase]] as const) {
-    if (v) check(v.rank === 2 && v.shape[0] === memory.shape[0] && v.shape[1] === memory.shape[2], 'write', `${name} vector ${shp(v)} must be [${memory.shape[0]}, ${memory.shape[2]}] for memory ${shp(memory)}`);
-  }
-  const wc = ops.expandDims(w, 2);                                                    // [B, N, 1]
-  const kept = erase ? ops.mul(memory, ops.sub(1, ops.mul(wc, ops.expandDims(erase, 1)))) : memory;
-  return ops.add(kept, ops.mul(wc, ops.expandDims(add, 1)));
+  return composite('write', () => {
+    check(memory.rank === 3 && w.rank === 2 && w.shape[0] === memory.shape[0] && w.shape[1] === memory.shape[1], 'write',
+      `weighting ${shp(w)} does not address memory ${shp(memory)}`);
+    for (const [name, v] of [['add', add], ['erase', erase]] as const) {
+      if (v) check(v.rank === 2 && v.shape[0] === memory.shape[0] && v.shape[1] === memory.shape[2], 'write', `${name} vector ${shp(v)} must be [${memory.shape[0]}, ${memory.shape[2]}] for memory ${shp(memory)}`);
+    }
+    const wc = ops.expandDims(w, 2);                                                    // [B, N, 1]
+    const kept = erase ? ops.mul(memory, ops.sub(1, ops.mul(wc, ops.expandDims(erase, 1)))) : memory;
+    return ops.add(kept, ops.mul(wc, ops.expandDims(add, 1)));
+  });
 }
 
 /**
@@ -143,15 +163,17 @@ export function write(memory: T, w: T, add: T, erase?: T): T {
  * all zero at the start). A discrete choice: it carries no gradient.
  */
 export function usageRank(usage: T): T {
-  check(usage.rank === 2, 'usageRank', `usage must be [batch, rows], got ${shp(usage)}`);
-  const u = stopGradient(usage);
-  const N = u.shape[1];
-  const ui = ops.expandDims(u, 2), uj = ops.expandDims(u, 1);                         // [B, N, 1], [B, 1, N]
-  // Row j ranks before row i when u_j < u_i, or u_j == u_i and j < i.
-  const lower = new Float64Array(N * N);
-  for (let i = 0; i < N; i++) for (let j = 0; j < i; j++) lower[i * N + j] = 1;
-  const before = ops.add(ops.less(uj, ui), ops.mul(ops.equal(uj, ui), ops.tensor(lower, [N, N], { dtype: u.dtype })));
-  return ops.sum(before, 2);                                                          // rows ranked ahead of i
+  return composite('usageRank', () => {
+    check(usage.rank === 2, 'usageRank', `usage must be [batch, rows], got ${shp(usage)}`);
+    const u = stopGradient(usage);
+    const N = u.shape[1];
+    const ui = ops.expandDims(u, 2), uj = ops.expandDims(u, 1);                         // [B, N, 1], [B, 1, N]
+    // Row j ranks before row i when u_j < u_i, or u_j == u_i and j < i.
+    const lower = new Float64Array(N * N);
+    for (let i = 0; i < N; i++) for (let j = 0; j < i; j++) lower[i * N + j] = 1;
+    const before = ops.add(ops.less(uj, ui), ops.mul(ops.equal(uj, ui), ops.tensor(lower, [N, N], { dtype: u.dtype })));
+    return ops.sum(before, 2);                                                          // rows ranked ahead of i
+  });
 }
 
 /**
@@ -159,6 +181,8 @@ export function usageRank(usage: T): T {
  * batch row; usage [B, N]. Ties as in `usageRank`; no gradient.
  */
 export function leastUsed(usage: T, n = 1): T {
-  check(usage.rank === 2 && n >= 1 && n <= usage.shape[1], 'leastUsed', `usage ${shp(usage)} must be [batch, rows] with at least n = ${n} rows`);
-  return ops.less(usageRank(usage), n);
+  return composite('leastUsed', () => {
+    check(usage.rank === 2 && n >= 1 && n <= usage.shape[1], 'leastUsed', `usage ${shp(usage)} must be [batch, rows] with at least n = ${n} rows`);
+    return ops.less(usageRank(usage), n);
+  });
 }

@@ -4,7 +4,7 @@
 
 import type { DType } from '../kernels/backend.js';
 import * as ops from './ops.js';
-import { keep, noGrad } from './runtime.js';
+import { composite, keep, noGrad } from './runtime.js';
 import type { Random } from './random.js';
 import type { Tensor } from './tensor.js';
 
@@ -34,7 +34,7 @@ export const initLinear = (rng: Random, inFeatures: number, outFeatures: number,
  * x [batch, in] -> [batch, out]. Also task-batched: x [tasks, batch, in] with w [tasks, in, out] and
  * b [tasks, out] (per-task fast weights), since the bias is broadcast over the batch axis.
  */
-export const linear = (p: LinearParams, x: Tensor): Tensor => ops.add(ops.matmul(x, p.w), ops.expandDims(p.b, -2));
+export const linear = (p: LinearParams, x: Tensor): Tensor => composite('linear', () => ops.add(ops.matmul(x, p.w), ops.expandDims(p.b, -2)));
 
 // ---------- binary classification loss ----------
 
@@ -46,7 +46,7 @@ export function binaryCrossEntropyWithLogits(logits: Tensor, targets: Tensor): T
   if (logits.shape.join() !== targets.shape.join()) {
     throw new Error(`binaryCrossEntropyWithLogits: logits ${JSON.stringify(logits.shape)} and targets ${JSON.stringify(targets.shape)} differ in shape`);
   }
-  return ops.mean(ops.sub(ops.softplus(logits), ops.mul(targets, logits)));
+  return composite('binaryCrossEntropyWithLogits', () => ops.mean(ops.sub(ops.softplus(logits), ops.mul(targets, logits))));
 }
 
 // ---------- convolution ----------
@@ -58,7 +58,7 @@ export const initConv2d = (rng: Random, inChannels: number, outChannels: number,
 });
 /** x [N, C, H, W] -> [N, O, H', W'], with a per-channel bias. */
 export const conv2dLayer = (p: Conv2dParams, x: Tensor, opts: ops.Conv2dOptions = {}): Tensor =>
-  ops.add(ops.conv2d(x, p.w, opts), ops.reshape(p.b, [1, -1, 1, 1]));
+  composite('conv2dLayer', () => ops.add(ops.conv2d(x, p.w, opts), ops.reshape(p.b, [1, -1, 1, 1])));
 
 export interface ConvBlockParams { [k: string]: Params; conv: Conv2dParams; bn: BatchNormParams }
 export const initConvBlock = (rng: Random, inChannels: number, outChannels: number, o: InitOptions = {}): ConvBlockParams =>
@@ -68,12 +68,14 @@ export const initConvBlock = (rng: Random, inChannels: number, outChannels: numb
  * max-pool unless `pool` is false; `padding` 1 keeps the size, 0 trims a pixel each side.
  */
 export function convBlock(p: ConvBlockParams, x: Tensor, o: { padding?: number; pool?: boolean } = {}): Tensor {
-  return convBlockTail(p, conv2dLayer(p.conv, x, { padding: o.padding ?? 1 }), o);
+  return composite('convBlock', () => convBlockTail(p, conv2dLayer(p.conv, x, { padding: o.padding ?? 1 }), o));
 }
 /** What follows a conv block's convolution, for callers that compute the convolution their own way. */
 export function convBlockTail(p: ConvBlockParams, convolved: Tensor, o: { pool?: boolean } = {}): Tensor {
-  const h = ops.relu(batchNorm(p.bn, convolved, { stats: 'batch' }).y);
-  return o.pool === false ? h : ops.maxPool2d(h, 2);
+  return composite('convBlockTail', () => {
+    const h = ops.relu(batchNorm(p.bn, convolved, { stats: 'batch' }).y);
+    return o.pool === false ? h : ops.maxPool2d(h, 2);
+  });
 }
 
 // ---------- batch normalisation ----------
@@ -105,6 +107,9 @@ export type BatchNormMode =
 export function batchNorm(p: BatchNormParams, x: Tensor, mode: Extract<BatchNormMode, { stats: 'running' }>, eps?: number): { y: Tensor; running: RunningStats };
 export function batchNorm(p: BatchNormParams, x: Tensor, mode: BatchNormMode, eps?: number): { y: Tensor; running?: RunningStats };
 export function batchNorm(p: BatchNormParams, x: Tensor, mode: BatchNormMode, eps = 1e-5): { y: Tensor; running?: RunningStats } {
+  return composite('batchNorm', () => batchNormIn(p, x, mode, eps));
+}
+function batchNormIn(p: BatchNormParams, x: Tensor, mode: BatchNormMode, eps: number): { y: Tensor; running?: RunningStats } {
   const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
   const bshape = x.shape.map((d, i) => (i === 1 ? d : 1));
   if (mode.stats === 'running' && !mode.training) {
@@ -144,10 +149,12 @@ export function initLSTM(rng: Random, inputSize: number, hiddenSize: number, o: 
 export interface LSTMState { h: Tensor; c: Tensor }
 /** One LSTM step (gates in order input, forget, cell, output): x [batch, in] -> new {h, c}. */
 export function lstmCell(p: LSTMParams, x: Tensor, s: LSTMState): LSTMState {
-  const z = ops.add(ops.add(ops.matmul(x, p.wx), ops.matmul(s.h, p.wh)), p.b);
-  const [i, f, g, o] = ops.split(z, 4, 1);
-  const c = ops.add(ops.mul(ops.sigmoid(f), s.c), ops.mul(ops.sigmoid(i), ops.tanh(g)));
-  return { h: ops.mul(ops.sigmoid(o), ops.tanh(c)), c };
+  return composite('lstmCell', () => {
+    const z = ops.add(ops.add(ops.matmul(x, p.wx), ops.matmul(s.h, p.wh)), p.b);
+    const [i, f, g, o] = ops.split(z, 4, 1);
+    const c = ops.add(ops.mul(ops.sigmoid(f), s.c), ops.mul(ops.sigmoid(i), ops.tanh(g)));
+    return { h: ops.mul(ops.sigmoid(o), ops.tanh(c)), c };
+  });
 }
 
 export interface BiLSTMParams { [k: string]: LSTMParams; forward: LSTMParams; backward: LSTMParams }
@@ -162,15 +169,17 @@ export function biLSTM(p: BiLSTMParams, xs: Tensor): { forward: Tensor; backward
   if (xs.rank !== 3) throw new Error(`biLSTM: the sequence must be [steps, batch, features], got [${xs.shape}]`);
   const [steps, batch, features] = xs.shape, hidden = p.forward.wh.shape[0];
   if (p.forward.wx.shape[0] !== features) throw new Error(`biLSTM: the input has ${features} features but the cell expects ${p.forward.wx.shape[0]}`);
-  const at = ops.split(xs, steps, 0).map((x) => ops.reshape(x, [batch, features]));
-  const run = (cell: LSTMParams, order: number[]): Tensor[] => {
-    const hs: Tensor[] = new Array(steps);
-    let s: LSTMState = { h: ops.zeros([batch, hidden], { dtype: xs.dtype }), c: ops.zeros([batch, hidden], { dtype: xs.dtype }) };
-    for (const t of order) { s = lstmCell(cell, at[t], s); hs[t] = s.h; }
-    return hs;
-  };
-  const ahead = [...Array(steps).keys()];
-  return { forward: ops.stack(run(p.forward, ahead)), backward: ops.stack(run(p.backward, ahead.reverse())) };
+  return composite('biLSTM', () => {
+    const at = ops.split(xs, steps, 0).map((x) => ops.reshape(x, [batch, features]));
+    const run = (cell: LSTMParams, order: number[]): Tensor[] => {
+      const hs: Tensor[] = new Array(steps);
+      let s: LSTMState = { h: ops.zeros([batch, hidden], { dtype: xs.dtype }), c: ops.zeros([batch, hidden], { dtype: xs.dtype }) };
+      for (const t of order) { s = lstmCell(cell, at[t], s); hs[t] = s.h; }
+      return hs;
+    };
+    const ahead = [...Array(steps).keys()];
+    return { forward: ops.stack(run(p.forward, ahead)), backward: ops.stack(run(p.backward, ahead.reverse())) };
+  });
 }
 
 // ---------- distances and attention (metric-based meta-learners, memory addressing) ----------
@@ -188,8 +197,10 @@ function checkPairs(op: string, a: Tensor, b: Tensor): void {
  */
 export function squaredDistances(a: Tensor, b: Tensor): Tensor {
   checkPairs('squaredDistances', a, b);
-  const aa = ops.sum(ops.mul(a, a), 1, true), bb = ops.reshape(ops.sum(ops.mul(b, b), 1), [1, -1]);
-  return ops.relu(ops.sub(ops.add(aa, bb), ops.mul(ops.matmul(a, b, { transB: true }), 2)));
+  return composite('squaredDistances', () => {
+    const aa = ops.sum(ops.mul(a, a), 1, true), bb = ops.reshape(ops.sum(ops.mul(b, b), 1), [1, -1]);
+    return ops.relu(ops.sub(ops.add(aa, bb), ops.mul(ops.matmul(a, b, { transB: true }), 2)));
+  });
 }
 
 /**
@@ -197,13 +208,13 @@ export function squaredDistances(a: Tensor, b: Tensor): Tensor {
  * and the gradient is finite there because the sqrt is never taken at 0.
  */
 export function l2Normalize(x: Tensor, eps = 1e-8, axis = -1): Tensor {
-  return ops.div(x, ops.sqrt(ops.maximum(ops.sum(ops.mul(x, x), axis, true), eps * eps)));
+  return composite('l2Normalize', () => ops.div(x, ops.sqrt(ops.maximum(ops.sum(ops.mul(x, x), axis, true), eps * eps))));
 }
 
 /** Cosine similarities between the rows of a [n, d] and b [m, d] -> [n, m]; 0 against a zero row. */
 export function cosineSimilarity(a: Tensor, b: Tensor, eps = 1e-8): Tensor {
   checkPairs('cosineSimilarity', a, b);
-  return ops.matmul(l2Normalize(a, eps), l2Normalize(b, eps), { transB: true });
+  return composite('cosineSimilarity', () => ops.matmul(l2Normalize(a, eps), l2Normalize(b, eps), { transB: true }));
 }
 
 /**
@@ -214,8 +225,10 @@ export function attention(scores: Tensor, values: Tensor): { weights: Tensor; ou
   if (scores.rank !== 2 || values.rank !== 2 || scores.shape[1] !== values.shape[0]) {
     throw new Error(`attention: scores [n, m] need values [m, k], got [${scores.shape}] and [${values.shape}]`);
   }
-  const weights = ops.softmax(scores, -1);
-  return { weights, output: ops.matmul(weights, values) };
+  return composite('attention', () => {
+    const weights = ops.softmax(scores, -1);
+    return { weights, output: ops.matmul(weights, values) };
+  });
 }
 
 // ---------- the backbones of the MAML paper ----------
@@ -230,7 +243,7 @@ export function initSineMLP(rng: Random, o: InitOptions & { hidden?: number } = 
 }
 export function sineMLP(p: Params, x: Tensor): Tensor {
   const l = p as { l1: LinearParams; l2: LinearParams; l3: LinearParams };
-  return linear(l.l3, ops.relu(linear(l.l2, ops.relu(linear(l.l1, x)))));
+  return composite('sineMLP', () => linear(l.l3, ops.relu(linear(l.l2, ops.relu(linear(l.l1, x))))));
 }
 
 export interface Conv4Options extends InitOptions {
@@ -255,8 +268,7 @@ export function initConv4(rng: Random, opts: Conv4Options): Params {
   let size = o.imageSize ?? 28;
   const blocks: Params[] = [];
   for (let i = 0; i < 4; i++) {
-    let bn = initBatchNorm(f, o);
-    if (o.bnSteps) bn = { scale: ops.ones([o.bnSteps, f], o), shift: ops.zeros([o.bnSteps, f], o) };
+    const bn = o.bnSteps ? { scale: ops.ones([o.bnSteps, f], o), shift: ops.zeros([o.bnSteps, f], o) } : initBatchNorm(f, o);
     blocks.push({ conv: initConv2d(rng, i === 0 ? c : f, f, 3, o), bn });
     size = Math.floor(size / 2);
   }
@@ -268,7 +280,7 @@ export function initConv4(rng: Random, opts: Conv4Options): Params {
  */
 export function conv4(p: Params, x: Tensor, bn: (block: number) => BatchNormMode = () => ({ stats: 'batch' }),
   onRunning?: (block: number, stats: RunningStats) => void): Tensor {
-  return linear(p.head as LinearParams, conv4Features(p, x, bn, onRunning));
+  return composite('conv4', () => linear(p.head as LinearParams, conv4Features(p, x, bn, onRunning)));
 }
 
 /**
@@ -279,7 +291,7 @@ export function conv4(p: Params, x: Tensor, bn: (block: number) => BatchNormMode
 export function conv4AtStep(p: Params, step: number): Params {
   const blocks = p.blocks as Params[];
   if ((blocks[0].bn as BatchNormParams).scale.rank === 1) return p;
-  return {
+  return composite('conv4AtStep', () => ({
     ...p,
     blocks: blocks.map((b) => {
       const bn = b.bn as BatchNormParams;
@@ -287,20 +299,22 @@ export function conv4AtStep(p: Params, step: number): Params {
       const pick = (t: Tensor) => ops.reshape(ops.slice(t, [row, 0], [1, f]), [f]);
       return { ...b, bn: { scale: pick(bn.scale), shift: pick(bn.shift) } };
     }),
-  };
+  }));
 }
 
 /** Conv4 without its head: the flattened features [N, filters * s * s]. */
 export function conv4Features(p: Params, x: Tensor, bn: (block: number) => BatchNormMode = () => ({ stats: 'batch' }),
   onRunning?: (block: number, stats: RunningStats) => void): Tensor {
-  let h = x;
-  (p.blocks as Params[]).forEach((b, i) => {
-    const c = conv2dLayer(b.conv as Conv2dParams, h, { padding: 1 });
-    const { y, running } = batchNorm(b.bn as BatchNormParams, c, bn(i));
-    if (running && onRunning) onRunning(i, running);
-    h = ops.maxPool2d(ops.relu(y), 2);
+  return composite('conv4Features', () => {
+    let h = x;
+    (p.blocks as Params[]).forEach((b, i) => {
+      const c = conv2dLayer(b.conv as Conv2dParams, h, { padding: 1 });
+      const { y, running } = batchNorm(b.bn as BatchNormParams, c, bn(i));
+      if (running && onRunning) onRunning(i, running);
+      h = ops.maxPool2d(ops.relu(y), 2);
+    });
+    return ops.flatten(h);
   });
-  return ops.flatten(h);
 }
 
 /**

@@ -3,7 +3,7 @@
 
 import type { DType, TypedArray } from '../kernels/backend.js';
 import { sizeOf } from '../kernels/strides.js';
-import { checkAllocation, fromValues, run, stopGradient, tidy } from './runtime.js';
+import { checkAllocation, composite, fromValues, run, stopGradient } from './runtime.js';
 import { Tensor } from './tensor.js';
 import { checkAxis, checkDtype, checkInt, checkInts, checkNumber, checkOptions, checkShape, checkTensor, checkTensors, show } from './validate.js';
 
@@ -114,24 +114,7 @@ function pair(a: Operand, b: Operand, op: string): [T, T] {
 
 // ---------- elementwise ----------
 
-/**
- * A composite op runs in a scope of its own: intermediates (lifted scalars, partial results) are
- * released when it returns, so a call outside any scope leaves only its result alive. A recorded
- * graph still holds what a backward pass needs.
- */
-function composite<R>(name: string, fn: () => R): R {
-  try {
-    return tidy(fn);
-  } catch (e) {
-    // An error from a part names the composite the user called, then the part.
-    if (e instanceof Error && !e.message.startsWith(`${name}:`)) {
-      const E = e instanceof TypeError ? TypeError : e instanceof RangeError ? RangeError : Error;
-      throw new E(`${name}: ${e.message}`);
-    }
-    throw e;
-  }
-}
-
+/** A binary op; a number operand becomes a scalar tensor, released once the op has run. */
 function binaryOp(name: string, a: Operand, b: Operand): T {
   const [x, y] = pair(a, b, name);
   const out = run(name, [x, y]);

@@ -67,6 +67,12 @@ export function keep<T>(tree: T): T {
 }
 
 /**
+ * A composite op's body: its own scope (outside any scope, disposing its result frees everything it
+ * made; a recorded graph keeps what a backward pass needs) and its name on errors from its parts.
+ */
+export const composite = <R>(name: string, fn: () => R): R => named(name, () => tidy(fn));
+
+/**
  * Runs fn and then disposes every tensor created during it, except those in its result (any
  * tree of tensors), which move to the enclosing scope. Works with async functions too: the scope
  * stays open across awaits, so don't interleave two async scopes (ending one that is not the
@@ -168,8 +174,11 @@ export function fromValues(values: ArrayLike<number>, shape: readonly number[], 
   return makeTensor(shape, dtype, { backend: b, storage: named(op, () => b.upload(dtype, values)), refs: 1 });
 }
 
-/** Runs a backend call; an error from it (out of memory, an unsupported dtype) names the op. */
-function named<R>(op: string, fn: () => R): R {
+/**
+ * Runs fn; an error from it that does not name `op` is prefixed with it (a backend's out of memory
+ * or unsupported dtype; a part of a composite op: `linear: matmul: inner dimensions differ ...`).
+ */
+export function named<R>(op: string, fn: () => R): R {
   try {
     return fn();
   } catch (e) {

@@ -63,7 +63,41 @@ const CALLS: Record<string, (t: (shape: number[]) => Tensor) => unknown> = {
   argMax: (t) => mg.argMax(t([2, 3])),
 };
 
-/** Transforms and layers, beside the ops. */
+const nn = mg.nn, ad = mg.addressing;
+const rng = () => new mg.Random(3);
+/** The layers (nn) and the memory-addressing pieces: every function that computes (the init* ones make parameters). */
+const LAYERS: Record<string, (t: (shape: number[]) => Tensor) => unknown> = {
+  'nn.linear': (t) => nn.linear({ w: t([3, 2]), b: t([2]) }, t([4, 3])),
+  'nn.binaryCrossEntropyWithLogits': (t) => nn.binaryCrossEntropyWithLogits(t([4]), t([4])),
+  'nn.conv2dLayer': (t) => nn.conv2dLayer({ w: t([2, 1, 3, 3]), b: t([2]) }, t([1, 1, 5, 5]), { padding: 1 }),
+  'nn.convBlock': (t) => nn.convBlock({ conv: { w: t([2, 1, 3, 3]), b: t([2]) }, bn: { scale: t([2]), shift: t([2]) } }, t([2, 1, 6, 6])),
+  'nn.convBlockTail': (t) => nn.convBlockTail({ conv: { w: t([2, 1, 3, 3]), b: t([2]) }, bn: { scale: t([2]), shift: t([2]) } }, t([2, 2, 6, 6])),
+  'nn.batchNorm': (t) => nn.batchNorm({ scale: t([2]), shift: t([2]) }, t([3, 2, 2, 2]), { stats: 'running', running: { mean: t([2]), variance: t([2]) }, training: true }),
+  'nn.lstmCell': (t) => nn.lstmCell({ wx: t([3, 8]), wh: t([2, 8]), b: t([8]) }, t([1, 3]), { h: t([1, 2]), c: t([1, 2]) }),
+  'nn.biLSTM': (t) => nn.biLSTM({ forward: { wx: t([3, 8]), wh: t([2, 8]), b: t([8]) }, backward: { wx: t([3, 8]), wh: t([2, 8]), b: t([8]) } }, t([4, 1, 3])),
+  'nn.squaredDistances': (t) => nn.squaredDistances(t([3, 2]), t([4, 2])),
+  'nn.l2Normalize': (t) => nn.l2Normalize(t([3, 2])),
+  'nn.cosineSimilarity': (t) => nn.cosineSimilarity(t([3, 2]), t([4, 2])),
+  'nn.attention': (t) => nn.attention(t([3, 4]), t([4, 2])),
+  'nn.sineMLP': (t) => nn.sineMLP({ l1: { w: t([1, 4]), b: t([4]) }, l2: { w: t([4, 4]), b: t([4]) }, l3: { w: t([4, 1]), b: t([1]) } }, t([5, 1])),
+  'nn.conv4': (t) => { const p = nn.initConv4(rng(), { ways: 2, filters: 2, imageSize: 16 }); const y = nn.conv4(p, t([2, 1, 16, 16])); mg.treeLeaves(p).forEach((x) => x.dispose()); return y; },
+  'nn.conv4Features': (t) => { const p = nn.initConv4(rng(), { ways: 2, filters: 2, imageSize: 16 }); const y = nn.conv4Features(p, t([2, 1, 16, 16])); mg.treeLeaves(p).forEach((x) => x.dispose()); return y; },
+  'nn.conv4AtStep': () => { const p = nn.initConv4(rng(), { ways: 2, filters: 2, imageSize: 16, bnSteps: 3 }); const q = nn.conv4AtStep(p, 1); const fresh = mg.treeLeaves(q).filter((x) => !mg.treeLeaves(p).includes(x)); mg.treeLeaves(p).forEach((x) => x.dispose()); return fresh; },
+  'addressing.cosineSimilarity': (t) => ad.cosineSimilarity(t([2, 5, 3]), t([2, 3])),
+  'addressing.contentAddressing': (t) => ad.contentAddressing(t([2, 5, 3]), t([2, 3]), t([2, 1])),
+  'addressing.interpolate': (t) => ad.interpolate(t([2, 5]), t([2, 5]), t([2, 1])),
+  'addressing.roll': (t) => ad.roll(t([2, 5]), 2),
+  'addressing.circularShift': (t) => ad.circularShift(t([2, 5]), t([2, 3])),
+  'addressing.sharpen': (t) => ad.sharpen(t([2, 5]), t([2, 1])),
+  'addressing.ntmAddressing': (t) => ad.ntmAddressing(t([2, 5, 3]), t([2, 5]), { key: t([2, 3]), beta: t([2, 1]), g: t([2, 1]), shift: t([2, 3]), gamma: t([2, 1]) }),
+  'addressing.ntmHeadParams': (t) => ad.ntmHeadParams(t([2, 9]), 3),
+  'addressing.read': (t) => ad.read(t([2, 5, 3]), t([2, 5])),
+  'addressing.write': (t) => ad.write(t([2, 5, 3]), t([2, 5]), t([2, 3]), t([2, 3])),
+  'addressing.usageRank': (t) => ad.usageRank(t([2, 5])),
+  'addressing.leastUsed': (t) => ad.leastUsed(t([2, 5]), 2),
+};
+
+/** Transforms, beside the ops and layers. */
 const MORE: Record<string, (t: (shape: number[]) => Tensor) => unknown> = {
   grad: (t) => mg.grad((x: Tensor) => x.tanh().sum())(t([3])),
   valueAndGrad: (t) => mg.valueAndGrad((x: Tensor) => x.mul(x).mean())(t([3])),
@@ -75,6 +109,9 @@ describe('outside any scope, an op leaves only its result alive', () => {
   it('the table names every function engine/ops.ts exports', () => {
     const fns = Object.entries(ops).filter(([, v]) => typeof v === 'function').map(([k]) => k).sort();
     expect(fns.filter((n) => !(n in CALLS)), 'ops without a leak check').toEqual([]);
+    const computing = (mod: object, prefix: string) => Object.entries(mod)
+      .filter(([k, v]) => typeof v === 'function' && !/^init|^[A-Z]/.test(k)).map(([k]) => `${prefix}.${k}`);
+    expect([...computing(nn, 'nn'), ...computing(ad, 'addressing')].filter((n) => !(n in LAYERS)), 'layers without a leak check').toEqual([]);
   });
 
   for (const b of backendNames) {
@@ -82,7 +119,7 @@ describe('outside any scope, an op leaves only its result alive', () => {
       await activate(b);
       const m0 = mg.memory(), base = { tensors: m0.tensors, alive: m0.aliveTensors, bytes: m0.bytes };
       const r = new mg.Random(1);
-      for (const [name, call] of Object.entries({ ...CALLS, ...MORE })) {
+      for (const [name, call] of Object.entries({ ...CALLS, ...LAYERS, ...MORE })) {
         const inputs: Tensor[] = [];
         const t = (shape: number[]) => { const x = r.uniform(shape, { low: 0.5, high: 2 }); inputs.push(x); return x; };
         // Inputs first, so what is counted is the op's doing alone.
