@@ -109,6 +109,7 @@ async function create(name: Exclude<BackendName, 'auto'>, opts: InitOptions = {}
 export * as nn from './engine/nn.js';
 export * as addressing from './engine/memory-addressing.js';
 export * as optim from './engine/optim.js';
+export * as linalg from './engine/linalg.js';
 export * as algorithms from './algorithms/index.js';
 export { saveCheckpoint, loadCheckpoint, encodeCheckpoint, decodeCheckpoint, encodeSafetensors, decodeSafetensors } from './engine/checkpoint.js';
 export type { RawTensor } from './engine/checkpoint.js';

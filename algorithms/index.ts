@@ -4,6 +4,8 @@ export { innerLoop } from './inner-loop.js';
 export type { InnerLoopOptions } from './inner-loop.js';
 export { MAML, withTaskAxis } from './maml.js';
 export type { MAMLOptions, MetaParams } from './maml.js';
+export { IMAML, proximalStep } from './imaml.js';
+export type { IMAMLOptions, ImplicitGradient } from './imaml.js';
 export { Reptile } from './reptile.js';
 export { FineTuneBaseline } from './finetune.js';
 export type { LabelledBatch } from './finetune.js';

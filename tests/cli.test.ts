@@ -167,6 +167,9 @@ describe('CLI', () => {
       [['--algorithm', 'mann', '--data', OMNIGLOT, '--key-strength', '0'], /--key-strength must be a positive number or 'off', got '0'/],
       [['--algorithm', 'ntm', '--init-from', join(empty, 'x.json')], /--init-from .*x\.json: no such file/],
       [['--key-strength', '2'], /--key-strength is for --algorithm mann, not maml/],
+      [['--cg-steps', '3'], /--cg-steps is for --algorithm imaml, not maml/],
+      [['--algorithm', 'imaml', '--lam', '0'], /--lam must be > 0, got 0/],
+      [['--algorithm', 'imaml', '--inner-solver', 'newton'], /unknown --inner-solver 'newton' \(one of gd, hessian-free\)/],
       [['--no-cache', '--cache-dir', empty], /--cache-dir and --no-cache contradict each other/],
       [['--out', '/proc/metagrad-test'], /cannot write to \/proc\/metagrad-test/],
       [['--out', join(file, 'sub')], /cannot write to .*not-a-folder\/sub: .*not a folder/],
@@ -254,6 +257,16 @@ describe('CLI', () => {
       expect(a).toBeLessThanOrEqual(1);
     }
   }, 180_000);
+
+  it('imaml on sine: the implicit meta-gradient through the same CLI, its options recorded', () => {
+    const out = tmp('imaml');
+    const r = cli('--algorithm', 'imaml', '--iterations', '20', '--eval-tasks', '10', '--inner-steps', '5', '--cg-steps', '3', '--lam', '1.5', '--inner-solver', 'hessian-free', '--out', out, '--force');
+    expect(r.status, r.stderr).toBe(0);
+    const rep = report(out);
+    expect(rep.config).toMatchObject({ algorithm: 'imaml', innerSteps: 5, testSteps: 5, cgSteps: 3, lam: 1.5, innerSolver: 'hessian-free' });
+    for (const k of ['eval_0_steps', 'eval_1_steps', 'eval_5_steps']) expect(rep[k].loss.n).toBe(10);
+    expect(checkpoint(out).meta.learner).toMatchObject({ iteration: 20, optimizerStep: 20 });
+  }, 120_000);
 
   it('ntm: trains on the copy task, writes report, checkpoint and the copied-sequence pictures', () => {
     const out = tmp('ntm');

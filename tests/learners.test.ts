@@ -54,6 +54,10 @@ const CASES: Record<string, Case> = {
     },
     batch: (i) => [imageTask(i)],
   },
+  'iMAML (sine, implicit meta-gradient)': {
+    make: (seed) => new algorithms.IMAML({ model: (p, x) => mg.nn.sineMLP(p, x), loss: regressionLoss, params: mg.nn.initSineMLP(new mg.Random(seed), { hidden: 8 }), innerSteps: 3, cgSteps: 3, metaOptimizer: adam() }),
+    batch: (i) => [sineTask(i), sineTask(i + 50)],
+  },
   'Reptile (inner batches from its own random stream)': {
     make: (seed) => new Reptile({ model: (p, x) => mg.nn.sineMLP(p, x), loss: regressionLoss, params: mg.nn.initSineMLP(new mg.Random(seed), { hidden: 8 }), innerSteps: 3, innerBatch: 4, rng: new mg.Random(seed + 1), metaLr: 0.5, metaSteps: 10 }),
     batch: (i) => [sineTask(i), sineTask(i + 50)],
@@ -107,7 +111,7 @@ describe('learner contract (wasm)', () => {
 
   it('every learner class algorithms/ exports has a case here', async () => {
     const classes = Object.entries(algorithms).filter(([n, v]) => typeof v === 'function' && v.prototype instanceof LearnerBase && n !== 'MetricLearner');
-    expect(classes.map(([n]) => n).sort()).toEqual(['FineTuneBaseline', 'MAML', 'MatchingNet', 'ProtoNet', 'RelationNet', 'Reptile', 'SequenceTrainer', 'SiameseNetwork']);
+    expect(classes.map(([n]) => n).sort()).toEqual(['FineTuneBaseline', 'IMAML', 'MAML', 'MatchingNet', 'ProtoNet', 'RelationNet', 'Reptile', 'SequenceTrainer', 'SiameseNetwork']);
     const covered = new Set(Object.values(CASES).map((c) => { const l = c.make(0); const ctor = l.constructor; l.dispose(); return ctor; }));
     for (const [n, cls] of classes) expect(covered.has(cls as any), `${n} has no state round-trip case`).toBe(true);
   });

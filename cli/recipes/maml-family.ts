@@ -1,6 +1,7 @@
 // The MAML family and Reptile, on sine regression or Omniglot: Conv4 (or the sine MLP) adapted by
 // the shared inner loop. The variants differ only in MAML's options.
 
+import { IMAML } from '../../algorithms/imaml.js';
 import { MAML } from '../../algorithms/maml.js';
 import { Reptile } from '../../algorithms/reptile.js';
 import { ForwardContext, Task, classificationLoss, regressionLoss } from '../../algorithms/task.js';
@@ -24,6 +25,7 @@ const ALGORITHMS = {
   anil: 'ANIL: adapt the head only (Raghu et al. 2020)',
   mamlpp: 'MAML++ (Antoniou et al. 2019): learned per-layer-per-step rates, multi-step loss annealed over the first 1/15 of training, first order for the first third, cosine-annealed meta rate, and on Omniglot per-step batch-norm running statistics and weights',
   reptile: 'Reptile (Nichol et al. 2018): SGD on each task, then a step towards the adapted weights',
+  imaml: 'iMAML (Rajeswaran et al. 2019): the implicit meta-gradient (I + H/lam)^-1 grad L_query at the solution of the proximal inner problem, by conjugate gradient; the inner loop is never differentiated',
 };
 
 export const mamlFamily: Recipe = {
@@ -33,6 +35,9 @@ export const mamlFamily: Recipe = {
     'inner-steps': { type: 'int', min: 1, arg: 'S', help: 'inner steps in training (default 1)' },
     'test-steps': { type: 'int', min: 1, arg: 'S', help: 'inner steps at evaluation (default 10 sine, 3 omniglot)' },
     'inner-batch': { type: 'int', min: 1, arg: 'B', for: ['reptile'], help: 'each inner step trains on the next B of the task\'s examples (shuffled, reshuffled when used up), as Nichol et al. (10 for 5-way Omniglot); default all of them at every step' },
+    lam: { type: 'number', above: 0, arg: 'L', for: ['imaml'], help: 'imaml: strength of the proximal term (default 2, as the paper)' },
+    'cg-steps': { type: 'int', min: 1, arg: 'K', for: ['imaml'], help: 'imaml: conjugate-gradient iterations for the meta-gradient (default 5, as the paper)' },
+    'inner-solver': { type: 'string', arg: 'NAME', choices: ['gd', 'hessian-free'], for: ['imaml'], help: 'imaml: gd (gradient steps on the proximal inner problem, default) or hessian-free (Newton-CG steps)' },
   },
   configure(f, base) {
     const sine = base.dataset === 'sine';
@@ -47,6 +52,11 @@ export const mamlFamily: Recipe = {
       // What Reptile's inner loop trains on in meta-training (recorded: it changed once).
       ...(base.algorithm === 'reptile' ? { reptileInnerData: 'support+query', innerBatch: (f['inner-batch'] as number) ?? 0 } : {}),
     };
+    if (base.algorithm === 'imaml') {
+      // The paper's inner loop runs 16 steps (5-way) and evaluates the same way.
+      const steps = (f['inner-steps'] as number) ?? 16;
+      cfg = { ...cfg, innerSteps: steps, testSteps: (f['test-steps'] as number) ?? steps, lam: (f.lam as number) ?? 2, cgSteps: (f['cg-steps'] as number) ?? 5, innerSolver: (f['inner-solver'] as string) ?? 'gd' };
+    }
     return evaluationConfig(f, cfg, { testWays: false });
   },
   async build(cfg, log) {
@@ -73,7 +83,9 @@ export const mamlFamily: Recipe = {
     const innerRng = new Random(cfg.seed + 4_000_037);
     const learner = algorithm === 'reptile'
       ? new Reptile({ ...common, metaLr: cfg.metaLr as number, metaSteps: iterations, innerBatch: (cfg.innerBatch as number) || undefined, rng: innerRng })
-      : new MAML({
+      : algorithm === 'imaml'
+        ? new IMAML({ ...common, metaOptimizer: optim.adam({ lr: metaRate(cfg) }), lam: cfg.lam as number, cgSteps: cfg.cgSteps as number, innerSolver: cfg.innerSolver as 'gd' | 'hessian-free' })
+        : new MAML({
         ...common, firstOrder: algorithm === 'fomaml', buffers,
         metaOptimizer: optim.adam({ lr: algorithm === 'mamlpp' ? optim.schedules.cosine(cfg.metaLr as number, iterations, (cfg.metaLr as number) / 100) : metaRate(cfg) }),
         learnedLr: algorithm === 'metasgd' ? 'per-parameter' : algorithm === 'lslr' || algorithm === 'mamlpp' ? 'per-layer-per-step' : 'none',
@@ -108,7 +120,7 @@ export const metaRate = (cfg: Config): optim.Rate =>
   (cfg.metaLrHalveEvery ? optim.schedules.step(cfg.metaLr as number, cfg.metaLrHalveEvery as number) : cfg.metaLr as number);
 
 /** Finn et al.'s Figure 2: the true curve, the K points, the model before and after 1 and 10 steps. */
-async function sinePlot(learner: MAML<any> | Reptile<any>, model: (p: any, x: Tensor, ctx: ForwardContext) => Tensor, cfg: Config): Promise<string> {
+async function sinePlot(learner: MAML<any> | Reptile<any> | IMAML<any>, model: (p: any, x: Tensor, ctx: ForwardContext) => Tensor, cfg: Config): Promise<string> {
   const shots = cfg.shots as number, testSteps = cfg.testSteps as number;
   const task = new SineTasks({ shots, seed: cfg.seed + 7 }).next();
   const xs = tensor(task.xs, [shots, 1], { dtype: 'float32' }), ys = tensor(task.ys, [shots, 1], { dtype: 'float32' });
