@@ -94,19 +94,21 @@ function suggest(name: string, names: string[]): string {
   return best && best[1] <= 2 ? ` (did you mean --${best[0]}?)` : '';
 }
 
+/** A help entry: `head` in the first 22 columns, `text` wrapped to 100 beside it. */
+export function helpEntry(head: string, text: string): string {
+  const lines: string[] = [];
+  let line = head.padEnd(22);
+  if (head.length >= 22) { lines.push(head); line = ' '.repeat(22); }
+  for (const w of text.split(' ')) {
+    if (line.length + w.length > 100 && line.trim()) { lines.push(line.trimEnd()); line = ' '.repeat(22); }
+    line += `${w} `;
+  }
+  lines.push(line.trimEnd());
+  return lines.join('\n');
+}
+
 /** The --help text from the table. */
 export function helpText(intro: string, table: Record<string, FlagSpec>): string {
-  const lines = [intro, ''];
-  for (const [name, spec] of Object.entries(table)) {
-    const head = `  --${name}${spec.type === 'bool' ? '' : ` ${spec.arg ?? 'N'}`}`;
-    const words = spec.help.split(' ');
-    let line = head.padEnd(22);
-    if (head.length >= 22) { lines.push(head); line = ' '.repeat(22); }
-    for (const w of words) {
-      if (line.length + w.length > 100 && line.trim()) { lines.push(line.trimEnd()); line = ' '.repeat(22); }
-      line += `${w} `;
-    }
-    lines.push(line.trimEnd());
-  }
-  return `${lines.join('\n')}\n`;
+  const entries = Object.entries(table).map(([name, spec]) => helpEntry(`  --${name}${spec.type === 'bool' ? '' : ` ${spec.arg ?? 'N'}`}`, spec.help));
+  return `${[intro, ...entries].join('\n')}\n`;
 }

@@ -10,7 +10,7 @@ import type { LearnerState } from '../algorithms/learner.js';
 import { decodeCheckpoint, decodeSafetensors, saveCheckpoint } from '../engine/checkpoint.js';
 import { tidy } from '../engine/runtime.js';
 import { defaultCacheDir } from '../datasets/index.js';
-import { FlagSpec, FlagValues, USAGE, UsageError, checkApplies, helpText, parseFlags } from './flags.js';
+import { FlagSpec, FlagValues, USAGE, UsageError, checkApplies, helpEntry, helpText, parseFlags } from './flags.js';
 import { Progress } from './progress.js';
 import type { Config, Recipe, Run } from './recipe.js';
 import { finetune } from './recipes/finetune.js';
@@ -26,7 +26,7 @@ const CHECKPOINT = 'checkpoint.safetensors';
 const FORMAT = 'metagrad-run-1';
 
 const COMMON: Record<string, FlagSpec> = {
-  algorithm: { type: 'string', arg: 'NAME', choices: Object.keys(ALGORITHMS), help: `the learner (default maml): ${Object.entries(ALGORITHMS).map(([k, v]) => `${k}: ${v}`).join('; ')}` },
+  algorithm: { type: 'string', arg: 'NAME', choices: Object.keys(ALGORITHMS), help: 'the learner (default maml; the list above)' },
   dataset: { type: 'string', arg: 'NAME', choices: ['sine', 'omniglot'], help: 'sine (default for the MAML family) or omniglot (default for the others; the NTM\'s copy task is generated)' },
   data: { type: 'string', arg: 'DIR', help: 'folder with Omniglot\'s images_background.zip and images_evaluation.zip (and splits/vinyals/*.txt); required for omniglot' },
   split: { type: 'string', arg: 'NAME', choices: ['vinyals', 'maml', 'background'], help: 'omniglot class split: vinyals (default), maml (1200 training characters), or background (train on images_background, test on images_evaluation, no rotations: the set-up of Lake\'s runs and Koch et al.)' },
@@ -72,7 +72,11 @@ Trains a learner, evaluates it on held-out tasks (mean ± 95% CI), and writes ${
 (configuration, learning curve, evaluation) and, for sine, an SVG of adaptation to the output folder.
 Ctrl-C (or SIGTERM) finishes the current step, saves the checkpoint and a report marked interrupted;
 --resume DIR continues the run exactly where it stopped.
-`, FLAGS);
+
+Algorithms:
+${Object.entries(ALGORITHMS).map(([k, v]) => helpEntry(`  ${k}`, v)).join('\n')}
+
+Options:`, FLAGS);
 
 interface Setup { cfg: Config; out: string; resumeFrom: { file: string; bytes: Uint8Array; metadata: Record<string, unknown> } | null }
 
