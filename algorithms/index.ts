@@ -3,6 +3,8 @@ export type { Learner, LearnerState, Evaluation, EvaluateOptions, Buffers } from
 export { innerLoop } from './inner-loop.js';
 export type { InnerLoopOptions } from './inner-loop.js';
 export { MAML, withTaskAxis } from './maml.js';
+export { pcgrad } from './pcgrad.js';
+export type { PCGradResult } from './pcgrad.js';
 export type { MAMLOptions, MetaParams } from './maml.js';
 export { IMAML, proximalStep } from './imaml.js';
 export type { IMAMLOptions, ImplicitGradient } from './imaml.js';

@@ -43,6 +43,8 @@ export interface Learner<Batch = readonly Task[], Item = Task> {
   state(): LearnerState;
   /** Replaces this learner's state with `state` (copied: the caller keeps its tensors). */
   load(state: LearnerState): void;
+  /** Figures of the last step worth a learning curve (e.g. Meta-PCGrad's conflicts), if any. */
+  metrics?(): Record<string, number>;
   dispose(): void;
 }
 

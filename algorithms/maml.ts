@@ -13,9 +13,11 @@ import { valueAndGrad } from '../engine/autodiff.js';
 import * as ops from '../engine/ops.js';
 import { Optimizer, adam } from '../engine/optim.js';
 import { treeLeaves, treeMap, treePaths, treeUnflatten } from '../engine/pytree.js';
-import { tidy } from '../engine/runtime.js';
+import type { Random } from '../engine/random.js';
+import { keep, tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
 import { innerLoop } from './inner-loop.js';
+import { pcgrad } from './pcgrad.js';
 import { Buffers, EvaluateOptions, LearnerBase } from './learner.js';
 import { Loss, Model, Target, Task, evaluateTasks, mapIterable } from './task.js';
 
@@ -44,6 +46,11 @@ export interface MAMLOptions<P> {
   /** The model's running statistics (MAML++ per-step batch norm), saved with the learner; taken over. */
   buffers?: Buffers;
   /**
+   * Meta-PCGrad: the meta-batch split into `groups` sets (in order), one meta-gradient each, and
+   * PCGrad between them (Yu et al. 2020) in orders drawn from `rng` (owned: saved in state()).
+   */
+  pcgrad?: { groups: number; rng: Random };
+  /**
    * Tasks arrive stacked on a leading axis (one Task whose tensors are [tasks, ...]) and the model
    * accepts per-task weights with that leading axis; the inner loop then runs for all tasks at once.
    */
@@ -55,7 +62,9 @@ export interface MetaParams<P> { [k: string]: unknown; params: P; lrs?: Tensor[]
 
 export class MAML<P> extends LearnerBase<MetaParams<P>> {
   private readonly adapted: boolean[];
-  readonly o: Required<Omit<MAMLOptions<P>, 'params' | 'adapt' | 'metaOptimizer' | 'multiStepLoss' | 'secondOrderFrom' | 'buffers'>> & Pick<MAMLOptions<P>, 'multiStepLoss' | 'secondOrderFrom'>;
+  private readonly pcgrad?: { groups: number; rng: Random };
+  private pcgradStats: { conflicts: number; meanCosine: number } | null = null;
+  readonly o: Required<Omit<MAMLOptions<P>, 'params' | 'adapt' | 'metaOptimizer' | 'multiStepLoss' | 'secondOrderFrom' | 'buffers' | 'pcgrad'>> & Pick<MAMLOptions<P>, 'multiStepLoss' | 'secondOrderFrom'>;
 
   constructor(opts: MAMLOptions<P>) {
     const innerSteps = opts.innerSteps ?? 1;
@@ -74,6 +83,10 @@ export class MAML<P> extends LearnerBase<MetaParams<P>> {
     super('MAML', { params: opts.params, lrs }, opts.metaOptimizer ?? adam({ lr: 1e-3 }), opts.buffers);
     this.o = o;
     this.adapted = adapted;
+    if (opts.pcgrad) {
+      if (!Number.isInteger(opts.pcgrad.groups) || opts.pcgrad.groups < 1) throw new RangeError(`MAML: pcgrad.groups must be a whole number >= 1, got ${opts.pcgrad.groups}`);
+      this.pcgrad = opts.pcgrad;
+    }
   }
 
   /** The meta-parameters (initialisation and learned rates). */
@@ -136,22 +149,60 @@ export class MAML<P> extends LearnerBase<MetaParams<P>> {
    * is accumulated task by task, so only one task's second-order graph is alive at a time (32
    * Omniglot tasks at once would not fit in WebAssembly's 4 GiB).
    */
-  step(tasks: readonly Task[]): Promise<number> {
+  async step(tasks: readonly Task[]): Promise<number> {
     if (tasks.length === 0) throw new Error('MAML.step: no tasks');
-    return this.optimizerStep({
+    const pc = this.pcgrad;
+    if (pc && pc.groups > tasks.length) throw new RangeError(`MAML.step: ${tasks.length} tasks cannot make ${pc.groups} PCGrad groups`);
+    let cosines: Tensor | null = null;
+    const loss = await this.optimizerStep({
       lossAndGrads: (meta) => {
-        let value: Tensor | null = null;
-        let sum: MetaParams<P> | null = null;
-        for (const t of tasks) {
-          const [v, g] = tidy(() => valueAndGrad((m: MetaParams<P>) => this.metaLoss(m, [t]))(meta));
-          if (value === null || sum === null) { value = v; sum = g; continue; }
-          const [nv, ng]: [Tensor, MetaParams<P>] = [ops.add(value, v), treeMap(ops.add, sum, g)];
-          for (const x of [value, v, ...treeLeaves(sum), ...treeLeaves(g)]) x.dispose();
-          value = nv; sum = ng;
+        const n = tasks.length;
+        if (!pc || pc.groups === 1) {
+          const [value, sum] = this.accumulate(meta, tasks);
+          return [ops.div(value, n), treeMap((x) => ops.div(x, n), sum)];
         }
-        return [ops.div(value!, tasks.length), treeMap((x) => ops.div(x, tasks.length), sum!)];
+        // Meta-PCGrad: one meta-gradient per group (its tasks' sum over all n, so that with no
+        // conflict the update is the plain mean), then gradient surgery between the groups.
+        const parts = Array.from({ length: pc.groups }, (_, k) => tasks.slice(Math.floor((k * n) / pc.groups), Math.floor(((k + 1) * n) / pc.groups)));
+        const sums = parts.map((part) => this.accumulate(meta, part));
+        const value = ops.div(sums.map(([v]) => v).reduce((a, b) => ops.add(a, b)), n);
+        const r = pcgrad(sums.map(([, g]) => treeMap((x) => ops.div(x, n), g)), pc.rng);
+        cosines = keep(r.cosines);
+        return [value, r.sum];
       },
     });
+    if (cosines) {
+      const c = Array.from(await (cosines as Tensor).data());
+      (cosines as Tensor).dispose();
+      this.pcgradStats = { conflicts: c.filter((x) => x < 0).length / c.length, meanCosine: c.reduce((a, b) => a + b, 0) / c.length };
+    }
+    return loss;
+  }
+
+  /** The summed meta-losses and meta-gradients of `tasks`, one task's second-order graph at a time. */
+  private accumulate(meta: MetaParams<P>, tasks: readonly Task[]): [Tensor, MetaParams<P>] {
+    let value: Tensor | null = null;
+    let sum: MetaParams<P> | null = null;
+    for (const t of tasks) {
+      const [v, g] = tidy(() => valueAndGrad((m: MetaParams<P>) => this.metaLoss(m, [t]))(meta));
+      if (value === null || sum === null) { value = v; sum = g; continue; }
+      const [nv, ng]: [Tensor, MetaParams<P>] = [ops.add(value, v), treeMap(ops.add, sum, g)];
+      for (const x of [value, v, ...treeLeaves(sum), ...treeLeaves(g)]) x.dispose();
+      value = nv; sum = ng;
+    }
+    return [value!, sum!];
+  }
+
+  /** Meta-PCGrad's statistics of the last step: the fraction of group pairs in conflict and their mean cosine. */
+  metrics(): Record<string, number> {
+    return this.pcgradStats ? { pcgradConflicts: this.pcgradStats.conflicts, pcgradMeanCosine: this.pcgradStats.meanCosine } : {};
+  }
+
+  protected override extraInfo() { return this.pcgrad ? { rng: this.pcgrad.rng.state() } : {}; }
+  protected override loadExtraInfo(info: Record<string, unknown>) {
+    if (!this.pcgrad) return;
+    if (!info.rng) throw new Error('MAML.load: the state has no random-stream position for PCGrad');
+    this.pcgrad.rng.setState(info.rng as any);
   }
 
   /** Adapts to each task with `steps` inner steps (default testInnerSteps) and scores its query set. */

@@ -211,7 +211,7 @@ async function main(argv: string[]): Promise<number> {
     const i = run.learner.iteration;
     smoothed = Number.isNaN(smoothed) ? l : 0.98 * smoothed + 0.02 * l;
     if (i % 10 === 0 || i === total) {
-      curve.push({ iteration: i, loss: l, smoothed, seconds: seconds() });
+      curve.push({ iteration: i, loss: l, smoothed, seconds: seconds(), ...run.learner.metrics?.() });
       progress.update(i, { loss: smoothed });
     }
     if (cfg.evalEvery > 0 && i % cfg.evalEvery === 0) {

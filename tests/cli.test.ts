@@ -168,6 +168,8 @@ describe('CLI', () => {
       [['--algorithm', 'ntm', '--init-from', join(empty, 'x.json')], /--init-from .*x\.json: no such file/],
       [['--key-strength', '2'], /--key-strength is for --algorithm mann, not maml/],
       [['--cg-steps', '3'], /--cg-steps is for --algorithm imaml, not maml/],
+      [['--pcgrad-groups', '30'], /--pcgrad-groups 30 is more than the 25 tasks of a meta-batch/],
+      [['--algorithm', 'reptile', '--pcgrad-groups', '2'], /--pcgrad-groups is for --algorithm maml, fomaml, metasgd, lslr, anil or mamlpp, not reptile/],
       [['--algorithm', 'imaml', '--lam', '0'], /--lam must be > 0, got 0/],
       [['--algorithm', 'imaml', '--inner-solver', 'newton'], /unknown --inner-solver 'newton' \(one of gd, hessian-free\)/],
       [['--no-cache', '--cache-dir', empty], /--cache-dir and --no-cache contradict each other/],
@@ -266,6 +268,20 @@ describe('CLI', () => {
     expect(rep.config).toMatchObject({ algorithm: 'imaml', innerSteps: 5, testSteps: 5, cgSteps: 3, lam: 1.5, innerSolver: 'hessian-free' });
     for (const k of ['eval_0_steps', 'eval_1_steps', 'eval_5_steps']) expect(rep[k].loss.n).toBe(10);
     expect(checkpoint(out).meta.learner).toMatchObject({ iteration: 20, optimizerStep: 20 });
+  }, 120_000);
+
+  it('Meta-PCGrad on sine: the curve records the conflicts between groups', () => {
+    const out = tmp('pcgrad');
+    const r = cli('--iterations', '20', '--meta-batch', '8', '--pcgrad-groups', '4', '--eval-tasks', '5', '--out', out, '--force');
+    expect(r.status, r.stderr).toBe(0);
+    const rep = report(out);
+    expect(rep.config).toMatchObject({ pcgradGroups: 4 });
+    const points = rep.curve.filter((p: any) => p.pcgradConflicts !== undefined);
+    expect(points.map((p: any) => p.iteration)).toEqual([10, 20]);
+    for (const p of points) {
+      expect(p.pcgradConflicts).toBeGreaterThanOrEqual(0);
+      expect(p.pcgradConflicts).toBeLessThanOrEqual(1);
+    }
   }, 120_000);
 
   it('ntm: trains on the copy task, writes report, checkpoint and the copied-sequence pictures', () => {

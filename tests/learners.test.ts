@@ -39,6 +39,10 @@ const CASES: Record<string, Case> = {
     make: (seed) => new MAML({ model: (p, x) => mg.nn.sineMLP(p, x), loss: regressionLoss, params: mg.nn.initSineMLP(new mg.Random(seed), { hidden: 8 }), vectorized: true, metaOptimizer: adam() }),
     batch: (i) => { const ts = [sineTask(i), sineTask(i + 50)]; const st = (k: keyof Task) => mg.stack(ts.map((t) => t[k] as Tensor)); return [{ xs: st('xs'), ys: st('ys'), xq: st('xq'), yq: st('yq') }]; },
   },
+  'MAML with Meta-PCGrad (its order stream in the state)': {
+    make: (seed) => new MAML({ model: (p, x) => mg.nn.sineMLP(p, x), loss: regressionLoss, params: mg.nn.initSineMLP(new mg.Random(seed), { hidden: 8 }), metaOptimizer: adam(), pcgrad: { groups: 3, rng: new mg.Random(seed + 1) } }),
+    batch: (i) => [sineTask(i), sineTask(i + 50), sineTask(i + 100)],
+  },
   'Meta-SGD (Conv4)': {
     make: (seed) => new MAML({ model: (p, x) => mg.nn.conv4(p, x), loss: classificationLoss, params: conv4(new mg.Random(seed), 3), learnedLr: 'per-parameter', innerLr: 0.1, metaOptimizer: adam() }),
     batch: (i) => [imageTask(i)],

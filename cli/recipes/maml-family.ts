@@ -35,6 +35,7 @@ export const mamlFamily: Recipe = {
     'inner-steps': { type: 'int', min: 1, arg: 'S', help: 'inner steps in training (default 1)' },
     'test-steps': { type: 'int', min: 1, arg: 'S', help: 'inner steps at evaluation (default 10 sine, 3 omniglot)' },
     'inner-batch': { type: 'int', min: 1, arg: 'B', for: ['reptile'], help: 'each inner step trains on the next B of the task\'s examples (shuffled, reshuffled when used up), as Nichol et al. (10 for 5-way Omniglot); default all of them at every step' },
+    'pcgrad-groups': { type: 'int', min: 1, arg: 'G', for: ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'mamlpp'], help: 'Meta-PCGrad: split each meta-batch into G groups, one meta-gradient each, with PCGrad between them (default 1: off); the curve records the fraction of conflicting pairs and their mean cosine' },
     lam: { type: 'number', above: 0, arg: 'L', for: ['imaml'], help: 'imaml: strength of the proximal term (default 2, as the paper)' },
     'cg-steps': { type: 'int', min: 1, arg: 'K', for: ['imaml'], help: 'imaml: conjugate-gradient iterations for the meta-gradient (default 5, as the paper)' },
     'inner-solver': { type: 'string', arg: 'NAME', choices: ['gd', 'hessian-free'], for: ['imaml'], help: 'imaml: gd (gradient steps on the proximal inner problem, default) or hessian-free (Newton-CG steps)' },
@@ -52,6 +53,10 @@ export const mamlFamily: Recipe = {
       // What Reptile's inner loop trains on in meta-training (recorded: it changed once).
       ...(base.algorithm === 'reptile' ? { reptileInnerData: 'support+query', innerBatch: (f['inner-batch'] as number) ?? 0 } : {}),
     };
+    if (f['pcgrad-groups'] !== undefined) {
+      if ((f['pcgrad-groups'] as number) > (cfg.metaBatch as number)) throw new UsageError(`--pcgrad-groups ${f['pcgrad-groups']} is more than the ${cfg.metaBatch} tasks of a meta-batch`);
+      cfg = { ...cfg, pcgradGroups: f['pcgrad-groups'] };
+    }
     if (base.algorithm === 'imaml') {
       // The paper's inner loop runs 16 steps (5-way) and evaluates the same way.
       const steps = (f['inner-steps'] as number) ?? 16;
@@ -89,17 +94,19 @@ export const mamlFamily: Recipe = {
         ...common, firstOrder: algorithm === 'fomaml', buffers,
         metaOptimizer: optim.adam({ lr: algorithm === 'mamlpp' ? optim.schedules.cosine(cfg.metaLr as number, iterations, (cfg.metaLr as number) / 100) : metaRate(cfg) }),
         learnedLr: algorithm === 'metasgd' ? 'per-parameter' : algorithm === 'lslr' || algorithm === 'mamlpp' ? 'per-layer-per-step' : 'none',
+        pcgrad: cfg.pcgradGroups ? { groups: cfg.pcgradGroups as number, rng: new Random(cfg.seed + 5_000_011) } : undefined,
         multiStepLoss: algorithm === 'mamlpp' ? Math.ceil(iterations / 15) : undefined,
         secondOrderFrom: algorithm === 'mamlpp' ? Math.floor(iterations / 3) : undefined,
         // ANIL adapts the head only; MAML++ meta-learns its per-step batch-norm weights but does not adapt them.
         adapt: algorithm === 'anil' ? (path: string) => path.startsWith(sine ? 'l3' : 'head')
           : algorithm === 'mamlpp' && !sine ? (path: string) => !path.includes('.bn.') : undefined,
-        vectorized: sine,
+        // Stacked tasks are one task to the learner: Meta-PCGrad needs them apart.
+        vectorized: sine && !cfg.pcgradGroups,
       });
     // Sine MAML runs all tasks of a meta-batch at once (stacked on a leading axis).
     const nextBatch = (): Task[] => {
       const ts = Array.from({ length: cfg.metaBatch as number }, sources.train);
-      if (!(sine && learner instanceof MAML)) return ts;
+      if (!(learner instanceof MAML && learner.o.vectorized)) return ts;
       return [{ xs: stack(ts.map((t) => t.xs)), ys: stack(ts.map((t) => t.ys as Tensor)), xq: stack(ts.map((t) => t.xq)), yq: stack(ts.map((t) => t.yq as Tensor)) }];
     };
     const run = taskRun(cfg, learner, sources, {
@@ -128,7 +135,9 @@ async function sinePlot(learner: MAML<any> | Reptile<any> | IMAML<any>, model: (
   const gx = Array.from(await grid.data());
   const initial = learner instanceof MAML ? learner.meta.params : learner.params;
   const adaptTo = (steps: number) => (learner instanceof MAML
-    ? learner.adapt(learner.meta, xs.expandDims(0), ys.expandDims(0), { steps, firstOrder: true, training: false })
+    ? (learner.o.vectorized
+      ? learner.adapt(learner.meta, xs.expandDims(0), ys.expandDims(0), { steps, firstOrder: true, training: false })
+      : learner.adapt(learner.meta, xs, ys, { steps, firstOrder: true, training: false }))
     : learner.adapt(learner.params, xs, ys, { steps, training: false }));
   const curveAt = async (steps: number) => Array.from(await model(steps === 0 ? initial : adaptTo(steps), grid, { step: steps, training: false }).data());
   const truth = gx.map((x) => task.amplitude * Math.sin(x - task.phase));
