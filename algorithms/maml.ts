@@ -9,7 +9,8 @@
 //                   with per-step batch-norm statistics (Antoniou et al. 2019)
 //   ANIL            adapt: (path) => path.startsWith('head') (Raghu et al. 2020)
 
-import { valueAndGrad } from '../engine/autodiff.js';
+import { hvp, valueAndGrad } from '../engine/autodiff.js';
+import { hutchinsonFrobenius } from '../engine/linalg.js';
 import * as ops from '../engine/ops.js';
 import { Optimizer, adam } from '../engine/optim.js';
 import { treeLeaves, treeMap, treePaths, treeUnflatten } from '../engine/pytree.js';
@@ -51,6 +52,13 @@ export interface MAMLOptions<P> {
    */
   pcgrad?: { groups: number; rng: Random };
   /**
+   * Hessian regularisation: coef times a Hutchinson estimate (`probes` probes from `rng`, owned) of
+   * the squared Frobenius norm of each task's support-loss Hessian at its adapted weights, added to
+   * the meta-loss, so that the tasks' second-order updates agree (McKeehan, "Meta-Learning that
+   * Memorizes"). Check it against `linalg.hessianFrobenius` on small models.
+   */
+  hessianReg?: { coef: number; probes: number; rng: Random };
+  /**
    * Tasks arrive stacked on a leading axis (one Task whose tensors are [tasks, ...]) and the model
    * accepts per-task weights with that leading axis; the inner loop then runs for all tasks at once.
    */
@@ -63,8 +71,9 @@ export interface MetaParams<P> { [k: string]: unknown; params: P; lrs?: Tensor[]
 export class MAML<P> extends LearnerBase<MetaParams<P>> {
   private readonly adapted: boolean[];
   private readonly pcgrad?: { groups: number; rng: Random };
+  private readonly hessianReg?: { coef: number; probes: number; rng: Random };
   private pcgradStats: { conflicts: number; meanCosine: number } | null = null;
-  readonly o: Required<Omit<MAMLOptions<P>, 'params' | 'adapt' | 'metaOptimizer' | 'multiStepLoss' | 'secondOrderFrom' | 'buffers' | 'pcgrad'>> & Pick<MAMLOptions<P>, 'multiStepLoss' | 'secondOrderFrom'>;
+  readonly o: Required<Omit<MAMLOptions<P>, 'params' | 'adapt' | 'metaOptimizer' | 'multiStepLoss' | 'secondOrderFrom' | 'buffers' | 'pcgrad' | 'hessianReg'>> & Pick<MAMLOptions<P>, 'multiStepLoss' | 'secondOrderFrom'>;
 
   constructor(opts: MAMLOptions<P>) {
     const innerSteps = opts.innerSteps ?? 1;
@@ -86,6 +95,11 @@ export class MAML<P> extends LearnerBase<MetaParams<P>> {
     if (opts.pcgrad) {
       if (!Number.isInteger(opts.pcgrad.groups) || opts.pcgrad.groups < 1) throw new RangeError(`MAML: pcgrad.groups must be a whole number >= 1, got ${opts.pcgrad.groups}`);
       this.pcgrad = opts.pcgrad;
+    }
+    if (opts.hessianReg) {
+      const { coef, probes } = opts.hessianReg;
+      if (!(coef >= 0) || !Number.isInteger(probes) || probes < 1) throw new RangeError(`MAML: hessianReg needs coef >= 0 and probes a whole number >= 1, got ${coef} and ${probes}`);
+      this.hessianReg = opts.hessianReg;
     }
   }
 
@@ -133,12 +147,19 @@ export class MAML<P> extends LearnerBase<MetaParams<P>> {
     const weights = this.stepWeights();
     const perTask = tasks.map((t) => {
       const terms: Tensor[] = [];
-      this.adapt(meta, t.xs, t.ys, {
+      const fast = this.adapt(meta, t.xs, t.ys, {
         steps: this.o.innerSteps, firstOrder, training: true,
         onStep: (s, fast) => {
           if (weights[s] > 0) terms.push(ops.mul(this.o.loss(this.o.model(fast, t.xq, { step: s + 1, training: true }), t.yq), weights[s]));
         },
       });
+      const hr = this.hessianReg;
+      if (hr && hr.coef > 0) {
+        // ||H||_F² of the support loss at the adapted weights (Hutchinson); its meta-gradient is a
+        // third derivative, through the Hessian-vector products and the inner loop.
+        const support = (p: P) => this.o.loss(this.o.model(p, t.xs, { step: this.o.innerSteps, training: true }), t.ys);
+        terms.push(ops.mul(hutchinsonFrobenius((v: P) => hvp(support, fast, v), fast, { probes: hr.probes, rng: hr.rng }), hr.coef));
+      }
       return terms.reduce((a, b) => ops.add(a, b));
     });
     return ops.div(perTask.reduce((a, b) => ops.add(a, b)), perTask.length);
@@ -198,11 +219,18 @@ export class MAML<P> extends LearnerBase<MetaParams<P>> {
     return this.pcgradStats ? { pcgradConflicts: this.pcgradStats.conflicts, pcgradMeanCosine: this.pcgradStats.meanCosine } : {};
   }
 
-  protected override extraInfo() { return this.pcgrad ? { rng: this.pcgrad.rng.state() } : {}; }
+  protected override extraInfo() {
+    return { ...(this.pcgrad ? { rng: this.pcgrad.rng.state() } : {}), ...(this.hessianReg ? { hessianRng: this.hessianReg.rng.state() } : {}) };
+  }
   protected override loadExtraInfo(info: Record<string, unknown>) {
-    if (!this.pcgrad) return;
-    if (!info.rng) throw new Error('MAML.load: the state has no random-stream position for PCGrad');
-    this.pcgrad.rng.setState(info.rng as any);
+    if (this.pcgrad) {
+      if (!info.rng) throw new Error('MAML.load: the state has no random-stream position for PCGrad');
+      this.pcgrad.rng.setState(info.rng as any);
+    }
+    if (this.hessianReg) {
+      if (!info.hessianRng) throw new Error('MAML.load: the state has no random-stream position for the Hessian regulariser');
+      this.hessianReg.rng.setState(info.hessianRng as any);
+    }
   }
 
   /** Adapts to each task with `steps` inner steps (default testInnerSteps) and scores its query set. */

@@ -276,3 +276,31 @@ export function hutchinsonFrobenius<T>(hvpFn: (v: T) => T, like: T, o: Hutchinso
     return ops.div(total!, o.probes);
   });
 }
+
+/**
+ * The exact squared Frobenius norm of the Hessian of f at `params`: the sum over unit vectors e_i of
+ * ||H e_i||² (one Hessian-vector product each), for models of at most `limit` parameters (default
+ * 2000): the check of hutchinsonFrobenius. Differentiable like it.
+ */
+export function hessianFrobenius<P>(f: (p: P) => Tensor, params: P, limit = 2000): Tensor {
+  const leaves = leavesOf('hessianFrobenius', params, 'params');
+  const n = leaves.reduce((s, l) => s + l.size, 0);
+  if (n > limit) throw new RangeError(`hessianFrobenius: ${n} parameters, more than the ${limit} an exact norm is computed for (use hutchinsonFrobenius)`);
+  return tidy(() => {
+    const hv = hvpOperator(f, params);
+    let total: Tensor | null = null;
+    leaves.forEach((l, li) => {
+      for (let k = 0; k < l.size; k++) {
+        const e = treeUnflatten(params, leaves.map((m, mi) => {
+          const v = new Float64Array(m.size);
+          if (mi === li) v[k] = 1;
+          return ops.tensor(v, m.shape, { dtype: m.dtype });
+        }));
+        const h = hv(e);
+        const sq = dot(h, h);
+        total = total === null ? sq : ops.add(total, sq);
+      }
+    });
+    return total!;
+  });
+}

@@ -168,6 +168,8 @@ describe('CLI', () => {
       [['--algorithm', 'ntm', '--init-from', join(empty, 'x.json')], /--init-from .*x\.json: no such file/],
       [['--key-strength', '2'], /--key-strength is for --algorithm mann, not maml/],
       [['--cg-steps', '3'], /--cg-steps is for --algorithm imaml, not maml/],
+      [['--hessian-probes', '2'], /--hessian-probes needs --hessian-reg/],
+      [['--hessian-reg', '-1'], /--hessian-reg must be >= 0, got -1/],
       [['--pcgrad-groups', '30'], /--pcgrad-groups 30 is more than the 25 tasks of a meta-batch/],
       [['--algorithm', 'reptile', '--pcgrad-groups', '2'], /--pcgrad-groups is for --algorithm maml, fomaml, metasgd, lslr, anil or mamlpp, not reptile/],
       [['--algorithm', 'imaml', '--lam', '0'], /--lam must be > 0, got 0/],
@@ -270,12 +272,12 @@ describe('CLI', () => {
     expect(checkpoint(out).meta.learner).toMatchObject({ iteration: 20, optimizerStep: 20 });
   }, 120_000);
 
-  it('Meta-PCGrad on sine: the curve records the conflicts between groups', () => {
+  it('Meta-PCGrad with Hessian regularisation on sine: the curve records the conflicts between groups', () => {
     const out = tmp('pcgrad');
-    const r = cli('--iterations', '20', '--meta-batch', '8', '--pcgrad-groups', '4', '--eval-tasks', '5', '--out', out, '--force');
+    const r = cli('--iterations', '20', '--meta-batch', '8', '--pcgrad-groups', '4', '--hessian-reg', '0.001', '--hessian-probes', '2', '--eval-tasks', '5', '--out', out, '--force');
     expect(r.status, r.stderr).toBe(0);
     const rep = report(out);
-    expect(rep.config).toMatchObject({ pcgradGroups: 4 });
+    expect(rep.config).toMatchObject({ pcgradGroups: 4, hessianReg: 0.001, hessianProbes: 2 });
     const points = rep.curve.filter((p: any) => p.pcgradConflicts !== undefined);
     expect(points.map((p: any) => p.iteration)).toEqual([10, 20]);
     for (const p of points) {

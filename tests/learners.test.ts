@@ -43,6 +43,10 @@ const CASES: Record<string, Case> = {
     make: (seed) => new MAML({ model: (p, x) => mg.nn.sineMLP(p, x), loss: regressionLoss, params: mg.nn.initSineMLP(new mg.Random(seed), { hidden: 8 }), metaOptimizer: adam(), pcgrad: { groups: 3, rng: new mg.Random(seed + 1) } }),
     batch: (i) => [sineTask(i), sineTask(i + 50), sineTask(i + 100)],
   },
+  'MAML with Hessian regularisation (its probe stream in the state)': {
+    make: (seed) => new MAML({ model: (p, x) => mg.nn.sineMLP(p, x), loss: regressionLoss, params: mg.nn.initSineMLP(new mg.Random(seed), { hidden: 4 }), metaOptimizer: adam(), hessianReg: { coef: 0.01, probes: 1, rng: new mg.Random(seed + 2) } }),
+    batch: (i) => [sineTask(i)],
+  },
   'Meta-SGD (Conv4)': {
     make: (seed) => new MAML({ model: (p, x) => mg.nn.conv4(p, x), loss: classificationLoss, params: conv4(new mg.Random(seed), 3), learnedLr: 'per-parameter', innerLr: 0.1, metaOptimizer: adam() }),
     batch: (i) => [imageTask(i)],

@@ -36,6 +36,8 @@ export const mamlFamily: Recipe = {
     'test-steps': { type: 'int', min: 1, arg: 'S', help: 'inner steps at evaluation (default 10 sine, 3 omniglot)' },
     'inner-batch': { type: 'int', min: 1, arg: 'B', for: ['reptile'], help: 'each inner step trains on the next B of the task\'s examples (shuffled, reshuffled when used up), as Nichol et al. (10 for 5-way Omniglot); default all of them at every step' },
     'pcgrad-groups': { type: 'int', min: 1, arg: 'G', for: ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'mamlpp'], help: 'Meta-PCGrad: split each meta-batch into G groups, one meta-gradient each, with PCGrad between them (default 1: off); the curve records the fraction of conflicting pairs and their mean cosine' },
+    'hessian-reg': { type: 'number', min: 0, arg: 'COEF', for: ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'mamlpp'], help: 'add COEF times a Hutchinson estimate of each task\'s squared Hessian Frobenius norm at its adapted weights to the meta-loss (default 0: off)' },
+    'hessian-probes': { type: 'int', min: 1, arg: 'N', for: ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'mamlpp'], help: 'probe vectors of that estimate per task (default 1)' },
     lam: { type: 'number', above: 0, arg: 'L', for: ['imaml'], help: 'imaml: strength of the proximal term (default 2, as the paper)' },
     'cg-steps': { type: 'int', min: 1, arg: 'K', for: ['imaml'], help: 'imaml: conjugate-gradient iterations for the meta-gradient (default 5, as the paper)' },
     'inner-solver': { type: 'string', arg: 'NAME', choices: ['gd', 'hessian-free'], for: ['imaml'], help: 'imaml: gd (gradient steps on the proximal inner problem, default) or hessian-free (Newton-CG steps)' },
@@ -57,6 +59,8 @@ export const mamlFamily: Recipe = {
       if ((f['pcgrad-groups'] as number) > (cfg.metaBatch as number)) throw new UsageError(`--pcgrad-groups ${f['pcgrad-groups']} is more than the ${cfg.metaBatch} tasks of a meta-batch`);
       cfg = { ...cfg, pcgradGroups: f['pcgrad-groups'] };
     }
+    if (f['hessian-probes'] !== undefined && f['hessian-reg'] === undefined) throw new UsageError('--hessian-probes needs --hessian-reg');
+    if (f['hessian-reg']) cfg = { ...cfg, hessianReg: f['hessian-reg'], hessianProbes: (f['hessian-probes'] as number) ?? 1 };
     if (base.algorithm === 'imaml') {
       // The paper's inner loop runs 16 steps (5-way) and evaluates the same way.
       const steps = (f['inner-steps'] as number) ?? 16;
@@ -95,13 +99,14 @@ export const mamlFamily: Recipe = {
         metaOptimizer: optim.adam({ lr: algorithm === 'mamlpp' ? optim.schedules.cosine(cfg.metaLr as number, iterations, (cfg.metaLr as number) / 100) : metaRate(cfg) }),
         learnedLr: algorithm === 'metasgd' ? 'per-parameter' : algorithm === 'lslr' || algorithm === 'mamlpp' ? 'per-layer-per-step' : 'none',
         pcgrad: cfg.pcgradGroups ? { groups: cfg.pcgradGroups as number, rng: new Random(cfg.seed + 5_000_011) } : undefined,
+        hessianReg: cfg.hessianReg ? { coef: cfg.hessianReg as number, probes: cfg.hessianProbes as number, rng: new Random(cfg.seed + 6_000_001) } : undefined,
         multiStepLoss: algorithm === 'mamlpp' ? Math.ceil(iterations / 15) : undefined,
         secondOrderFrom: algorithm === 'mamlpp' ? Math.floor(iterations / 3) : undefined,
         // ANIL adapts the head only; MAML++ meta-learns its per-step batch-norm weights but does not adapt them.
         adapt: algorithm === 'anil' ? (path: string) => path.startsWith(sine ? 'l3' : 'head')
           : algorithm === 'mamlpp' && !sine ? (path: string) => !path.includes('.bn.') : undefined,
-        // Stacked tasks are one task to the learner: Meta-PCGrad needs them apart.
-        vectorized: sine && !cfg.pcgradGroups,
+        // Stacked tasks are one task to the learner: Meta-PCGrad and the per-task Hessians need them apart.
+        vectorized: sine && !cfg.pcgradGroups && !cfg.hessianReg,
       });
     // Sine MAML runs all tasks of a meta-batch at once (stacked on a leading axis).
     const nextBatch = (): Task[] => {
