@@ -23,6 +23,7 @@ import { stopGradient, tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
 import { show } from '../engine/validate.js';
 import { innerLoop } from './inner-loop.js';
+import { PCGradOptions, conflictStats, metaBatchGradient } from './pcgrad.js';
 import { EvaluateOptions, LearnerBase } from './learner.js';
 import { Loss, Model, Target, Task, evaluateTasks } from './task.js';
 
@@ -59,6 +60,8 @@ export interface IMAMLOptions<P> {
    * support loss, then one proximal pull-back step, and the damped operator.
    */
   variant?: 'paper' | 'reference';
+  /** Meta-PCGrad between groups of each meta-batch's tasks (see MAMLOptions.pcgrad). */
+  pcgrad?: PCGradOptions;
 }
 
 /** One task's implicit meta-gradient. */
@@ -118,7 +121,9 @@ export function proximalStep<P>(phi: P, theta: P, x: Tensor, y: Target, o: { mod
  * await learner.step(tasks);
  */
 export class IMAML<P> extends LearnerBase<{ params: P }> {
-  readonly o: Required<Omit<IMAMLOptions<P>, 'params' | 'metaOptimizer'>>;
+  readonly o: Required<Omit<IMAMLOptions<P>, 'params' | 'metaOptimizer' | 'pcgrad'>>;
+  private readonly pcgrad?: PCGradOptions;
+  private pcgradStats: Record<string, number> | null = null;
 
   constructor(opts: IMAMLOptions<P>) {
     const variant = opts.variant ?? 'paper';
@@ -131,6 +136,8 @@ export class IMAML<P> extends LearnerBase<{ params: P }> {
     checkOptions(o);
     super('IMAML', { params: opts.params }, opts.metaOptimizer ?? adam({ lr: 1e-3 }));
     this.o = o;
+    if (opts.pcgrad && (!Number.isInteger(opts.pcgrad.groups) || opts.pcgrad.groups < 1)) throw new RangeError(`IMAML: pcgrad.groups must be a whole number >= 1, got ${show(opts.pcgrad.groups)}`);
+    this.pcgrad = opts.pcgrad;
   }
 
   /** The meta-parameters θ (the initialisation). */
@@ -204,22 +211,28 @@ export class IMAML<P> extends LearnerBase<{ params: P }> {
    * One meta-update on a batch of tasks; returns the mean query loss at the adapted parameters.
    * Task by task, so one task's inner solve and CG are alive at a time.
    */
-  step(tasks: readonly Task[]): Promise<number> {
+  async step(tasks: readonly Task[]): Promise<number> {
     if (tasks.length === 0) throw new Error('IMAML.step: no tasks');
-    return this.optimizerStep({
+    let cosines: Tensor | null = null;
+    const loss = await this.optimizerStep({
       lossAndGrads: (learned) => {
-        let value: Tensor | null = null;
-        let sum: P | null = null;
-        for (const t of tasks) {
-          const { loss: v, grad: g } = tidy(() => { const r = this.metaGradient(learned.params, t); return { loss: r.loss, grad: r.grad }; });
-          if (value === null || sum === null) { value = v; sum = g; continue; }
-          const [nv, ng]: [Tensor, P] = [ops.add(value, v), treeMap(ops.add, sum, g)];
-          for (const x of [value, v, ...treeLeaves(sum), ...treeLeaves(g)]) x.dispose();
-          value = nv; sum = ng;
-        }
-        return [ops.div(value!, tasks.length), { params: treeMap((x) => ops.div(x, tasks.length), sum!) }];
+        const r = metaBatchGradient(tasks, (t) => tidy(() => { const g = this.metaGradient(learned.params, t); return [g.loss, g.grad] as [Tensor, P]; }), this.pcgrad);
+        cosines = r.cosines;
+        return [r.loss, { params: r.grad }];
       },
     });
+    if (cosines) this.pcgradStats = await conflictStats(cosines);
+    return loss;
+  }
+
+  /** Meta-PCGrad's statistics of the last step (see MAML.metrics). */
+  metrics(): Record<string, number> { return this.pcgradStats ?? {}; }
+
+  protected override extraInfo() { return this.pcgrad ? { rng: this.pcgrad.rng.state() } : {}; }
+  protected override loadExtraInfo(info: Record<string, unknown>) {
+    if (!this.pcgrad) return;
+    if (!info.rng) throw new Error('IMAML.load: the state has no random-stream position for PCGrad');
+    this.pcgrad.rng.setState(info.rng as any);
   }
 
   /** Adapts to each task by the inner solver with `steps` steps (default testInnerSteps) and scores its query set. */
@@ -229,7 +242,7 @@ export class IMAML<P> extends LearnerBase<{ params: P }> {
   }
 }
 
-function checkOptions(o: Required<Omit<IMAMLOptions<any>, 'params' | 'metaOptimizer'>>): void {
+function checkOptions(o: Required<Omit<IMAMLOptions<any>, 'params' | 'metaOptimizer' | 'pcgrad'>>): void {
   const bad = (what: string, v: unknown) => { throw new RangeError(`IMAML: ${what}, got ${show(v)}`); };
   if (typeof o.model !== 'function') throw new TypeError(`IMAML: model must be a function, got ${show(o.model)}`);
   if (typeof o.loss !== 'function') throw new TypeError(`IMAML: loss must be a function, got ${show(o.loss)}`);

@@ -13,12 +13,12 @@ import { hvp, valueAndGrad } from '../engine/autodiff.js';
 import { hutchinsonFrobenius } from '../engine/linalg.js';
 import * as ops from '../engine/ops.js';
 import { Optimizer, adam } from '../engine/optim.js';
-import { treeLeaves, treeMap, treePaths, treeUnflatten } from '../engine/pytree.js';
+import { treeLeaves, treePaths, treeUnflatten } from '../engine/pytree.js';
 import type { Random } from '../engine/random.js';
-import { keep, tidy } from '../engine/runtime.js';
+import { tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
 import { innerLoop } from './inner-loop.js';
-import { pcgrad } from './pcgrad.js';
+import { PCGradOptions, conflictStats, metaBatchGradient } from './pcgrad.js';
 import { Buffers, EvaluateOptions, LearnerBase } from './learner.js';
 import { Loss, Model, Target, Task, evaluateTasks, mapIterable } from './task.js';
 
@@ -50,7 +50,7 @@ export interface MAMLOptions<P> {
    * Meta-PCGrad: the meta-batch split into `groups` sets (in order), one meta-gradient each, and
    * PCGrad between them (Yu et al. 2020) in orders drawn from `rng` (owned: saved in state()).
    */
-  pcgrad?: { groups: number; rng: Random };
+  pcgrad?: PCGradOptions;
   /**
    * Hessian regularisation: coef times a Hutchinson estimate (`probes` probes from `rng`, owned) of
    * the squared Frobenius norm of each task's support-loss Hessian at its adapted weights, added to
@@ -70,9 +70,9 @@ export interface MetaParams<P> { [k: string]: unknown; params: P; lrs?: Tensor[]
 
 export class MAML<P> extends LearnerBase<MetaParams<P>> {
   private readonly adapted: boolean[];
-  private readonly pcgrad?: { groups: number; rng: Random };
+  private readonly pcgrad?: PCGradOptions;
   private readonly hessianReg?: { coef: number; probes: number; rng: Random };
-  private pcgradStats: { conflicts: number; meanCosine: number } | null = null;
+  private pcgradStats: Record<string, number> | null = null;
   readonly o: Required<Omit<MAMLOptions<P>, 'params' | 'adapt' | 'metaOptimizer' | 'multiStepLoss' | 'secondOrderFrom' | 'buffers' | 'pcgrad' | 'hessianReg'>> & Pick<MAMLOptions<P>, 'multiStepLoss' | 'secondOrderFrom'>;
 
   constructor(opts: MAMLOptions<P>) {
@@ -172,52 +172,20 @@ export class MAML<P> extends LearnerBase<MetaParams<P>> {
    */
   async step(tasks: readonly Task[]): Promise<number> {
     if (tasks.length === 0) throw new Error('MAML.step: no tasks');
-    const pc = this.pcgrad;
-    if (pc && pc.groups > tasks.length) throw new RangeError(`MAML.step: ${tasks.length} tasks cannot make ${pc.groups} PCGrad groups`);
     let cosines: Tensor | null = null;
     const loss = await this.optimizerStep({
       lossAndGrads: (meta) => {
-        const n = tasks.length;
-        if (!pc || pc.groups === 1) {
-          const [value, sum] = this.accumulate(meta, tasks);
-          return [ops.div(value, n), treeMap((x) => ops.div(x, n), sum)];
-        }
-        // Meta-PCGrad: one meta-gradient per group (its tasks' sum over all n, so that with no
-        // conflict the update is the plain mean), then gradient surgery between the groups.
-        const parts = Array.from({ length: pc.groups }, (_, k) => tasks.slice(Math.floor((k * n) / pc.groups), Math.floor(((k + 1) * n) / pc.groups)));
-        const sums = parts.map((part) => this.accumulate(meta, part));
-        const value = ops.div(sums.map(([v]) => v).reduce((a, b) => ops.add(a, b)), n);
-        const r = pcgrad(sums.map(([, g]) => treeMap((x) => ops.div(x, n), g)), pc.rng);
-        cosines = keep(r.cosines);
-        return [value, r.sum];
+        const r = metaBatchGradient(tasks, (t) => tidy(() => valueAndGrad((m: MetaParams<P>) => this.metaLoss(m, [t]))(meta)), this.pcgrad);
+        cosines = r.cosines;
+        return [r.loss, r.grad];
       },
     });
-    if (cosines) {
-      const c = Array.from(await (cosines as Tensor).data());
-      (cosines as Tensor).dispose();
-      this.pcgradStats = { conflicts: c.filter((x) => x < 0).length / c.length, meanCosine: c.reduce((a, b) => a + b, 0) / c.length };
-    }
+    if (cosines) this.pcgradStats = await conflictStats(cosines);
     return loss;
   }
 
-  /** The summed meta-losses and meta-gradients of `tasks`, one task's second-order graph at a time. */
-  private accumulate(meta: MetaParams<P>, tasks: readonly Task[]): [Tensor, MetaParams<P>] {
-    let value: Tensor | null = null;
-    let sum: MetaParams<P> | null = null;
-    for (const t of tasks) {
-      const [v, g] = tidy(() => valueAndGrad((m: MetaParams<P>) => this.metaLoss(m, [t]))(meta));
-      if (value === null || sum === null) { value = v; sum = g; continue; }
-      const [nv, ng]: [Tensor, MetaParams<P>] = [ops.add(value, v), treeMap(ops.add, sum, g)];
-      for (const x of [value, v, ...treeLeaves(sum), ...treeLeaves(g)]) x.dispose();
-      value = nv; sum = ng;
-    }
-    return [value!, sum!];
-  }
-
   /** Meta-PCGrad's statistics of the last step: the fraction of group pairs in conflict and their mean cosine. */
-  metrics(): Record<string, number> {
-    return this.pcgradStats ? { pcgradConflicts: this.pcgradStats.conflicts, pcgradMeanCosine: this.pcgradStats.meanCosine } : {};
-  }
+  metrics(): Record<string, number> { return this.pcgradStats ?? {}; }
 
   protected override extraInfo() {
     return { ...(this.pcgrad ? { rng: this.pcgrad.rng.state() } : {}), ...(this.hessianReg ? { hessianRng: this.hessianReg.rng.state() } : {}) };

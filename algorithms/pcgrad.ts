@@ -6,8 +6,11 @@
 
 import * as ops from '../engine/ops.js';
 import { axpy, dot } from '../engine/linalg.js';
+import { treeLeaves, treeMap } from '../engine/pytree.js';
 import type { Random } from '../engine/random.js';
+import { keep } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
+import type { Task } from './task.js';
 
 export interface PCGradResult<T> {
   /** The sum of the projected gradients. */
@@ -36,4 +39,46 @@ export function pcgrad<T>(grads: readonly T[], rng: Random): PCGradResult<T> {
     for (let j = i + 1; j < G; j++) pairs.push(ops.div(dots[i][j], ops.sqrt(ops.maximum(ops.mul(dots[i][i], dots[j][j]), 1e-60))));
   }
   return { sum, cosines: pairs.length ? ops.stack(pairs) : ops.zeros([0], { dtype: dots[0][0].dtype }) };
+}
+
+/** Meta-PCGrad's settings: `groups` sets of tasks (in order), orders drawn from `rng` (the learner's own). */
+export interface PCGradOptions { groups: number; rng: Random }
+
+/** The summed losses and gradients of `tasks`, one task's graph alive at a time. */
+export function sumOverTasks<G>(tasks: readonly Task[], perTask: (t: Task) => [Tensor, G]): [Tensor, G] {
+  let value: Tensor | null = null;
+  let sum: G | null = null;
+  for (const t of tasks) {
+    const [v, g] = perTask(t);
+    if (value === null || sum === null) { value = v; sum = g; continue; }
+    const [nv, ng]: [Tensor, G] = [ops.add(value, v), treeMap(ops.add, sum, g)];
+    for (const x of [value, v, ...treeLeaves(sum), ...treeLeaves(g)]) x.dispose();
+    value = nv; sum = ng;
+  }
+  return [value!, sum!];
+}
+
+/**
+ * The mean loss and meta-gradient of a meta-batch: the plain mean, or with Meta-PCGrad one gradient
+ * per group (its tasks' sum over all n, so that with no conflict the update is the plain mean) and
+ * PCGrad between them. `cosines` (kept: the caller reads and frees it) is null without PCGrad.
+ */
+export function metaBatchGradient<G>(tasks: readonly Task[], perTask: (t: Task) => [Tensor, G], pc?: PCGradOptions): { loss: Tensor; grad: G; cosines: Tensor | null } {
+  const n = tasks.length;
+  if (!pc || pc.groups === 1) {
+    const [value, sum] = sumOverTasks(tasks, perTask);
+    return { loss: ops.div(value, n), grad: treeMap((x) => ops.div(x, n), sum), cosines: null };
+  }
+  if (pc.groups > n) throw new RangeError(`Meta-PCGrad: ${n} tasks cannot make ${pc.groups} groups`);
+  const parts = Array.from({ length: pc.groups }, (_, k) => tasks.slice(Math.floor((k * n) / pc.groups), Math.floor(((k + 1) * n) / pc.groups)));
+  const sums = parts.map((part) => sumOverTasks(part, perTask));
+  const r = pcgrad(sums.map(([, g]) => treeMap((x) => ops.div(x, n), g)), pc.rng);
+  return { loss: ops.div(sums.map(([v]) => v).reduce((a, b) => ops.add(a, b)), n), grad: r.sum, cosines: keep(r.cosines) };
+}
+
+/** The fraction of conflicting pairs and their mean cosine, read from `cosines` (then freed). */
+export async function conflictStats(cosines: Tensor): Promise<{ pcgradConflicts: number; pcgradMeanCosine: number }> {
+  const c = Array.from(await cosines.data());
+  cosines.dispose();
+  return { pcgradConflicts: c.filter((x) => x < 0).length / c.length, pcgradMeanCosine: c.reduce((a, b) => a + b, 0) / c.length };
 }

@@ -171,7 +171,7 @@ describe('CLI', () => {
       [['--hessian-probes', '2'], /--hessian-probes needs --hessian-reg/],
       [['--hessian-reg', '-1'], /--hessian-reg must be >= 0, got -1/],
       [['--pcgrad-groups', '30'], /--pcgrad-groups 30 is more than the 25 tasks of a meta-batch/],
-      [['--algorithm', 'reptile', '--pcgrad-groups', '2'], /--pcgrad-groups is for --algorithm maml, fomaml, metasgd, lslr, anil or mamlpp, not reptile/],
+      [['--algorithm', 'reptile', '--pcgrad-groups', '2'], /--pcgrad-groups is for --algorithm maml, fomaml, metasgd, lslr, anil, mamlpp or imaml, not reptile/],
       [['--algorithm', 'imaml', '--lam', '0'], /--lam must be > 0, got 0/],
       [['--algorithm', 'imaml', '--inner-solver', 'newton'], /unknown --inner-solver 'newton' \(one of gd, hessian-free\)/],
       [['--no-cache', '--cache-dir', empty], /--cache-dir and --no-cache contradict each other/],

@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as mg from '../index.js';
 import type { Tensor } from '../index.js';
-import { MAML, pcgrad, regressionLoss, Task } from '../algorithms/index.js';
+import { IMAML, MAML, pcgrad, regressionLoss, Task } from '../algorithms/index.js';
 import { activate } from './support/backends.js';
 
 const f64 = { dtype: 'float64' as const };
@@ -78,5 +78,26 @@ describe('Meta-PCGrad', () => {
     expect(four.state().info.rng).toBeDefined();
     void rng;
     [plain, one, four].forEach((l) => l.dispose());
+  });
+
+  it('inside iMAML: one group is plain iMAML bit for bit; two groups record conflicts', async () => {
+    const task = (seed: number): Task => {
+      const r = new mg.Random(seed), x = r.uniform([5, 1], { ...f64, low: -5, high: 5 }), xq = r.uniform([5, 1], { ...f64, low: -5, high: 5 });
+      return { xs: x, ys: x.sin(), xq, yq: xq.sin() };
+    };
+    const make = (pc?: number) => new IMAML({
+      model: (p, x) => mg.nn.sineMLP(p, x), loss: regressionLoss, params: mg.nn.initSineMLP(new mg.Random(1), { hidden: 6, dtype: 'float64' }),
+      innerLr: 0.02, innerSteps: 3, cgSteps: 3, pcgrad: pc ? { groups: pc, rng: new mg.Random(9) } : undefined,
+    });
+    const plain = make(), one = make(1), two = make(2);
+    for (let i = 0; i < 2; i++) {
+      const b = [task(10 * i), task(10 * i + 1), task(10 * i + 2), task(10 * i + 3)];
+      expect(await one.step(b)).toBe(await plain.step(b));
+      await two.step(b);
+    }
+    expect(arr(one.params.l3.w as Tensor)).toEqual(arr(plain.params.l3.w as Tensor));
+    expect(two.metrics().pcgradConflicts).toBeGreaterThanOrEqual(0);
+    expect(two.state().info.rng).toBeDefined();
+    [plain, one, two].forEach((l) => l.dispose());
   });
 });

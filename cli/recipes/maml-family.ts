@@ -35,7 +35,7 @@ export const mamlFamily: Recipe = {
     'inner-steps': { type: 'int', min: 1, arg: 'S', help: 'inner steps in training (default 1)' },
     'test-steps': { type: 'int', min: 1, arg: 'S', help: 'inner steps at evaluation (default 10 sine, 3 omniglot)' },
     'inner-batch': { type: 'int', min: 1, arg: 'B', for: ['reptile'], help: 'each inner step trains on the next B of the task\'s examples (shuffled, reshuffled when used up), as Nichol et al. (10 for 5-way Omniglot); default all of them at every step' },
-    'pcgrad-groups': { type: 'int', min: 1, arg: 'G', for: ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'mamlpp'], help: 'Meta-PCGrad: split each meta-batch into G groups, one meta-gradient each, with PCGrad between them (default 1: off); the curve records the fraction of conflicting pairs and their mean cosine' },
+    'pcgrad-groups': { type: 'int', min: 1, arg: 'G', for: ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'mamlpp', 'imaml'], help: 'Meta-PCGrad: split each meta-batch into G groups, one meta-gradient each, with PCGrad between them (default 1: off); the curve records the fraction of conflicting pairs and their mean cosine' },
     'hessian-reg': { type: 'number', min: 0, arg: 'COEF', for: ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'mamlpp'], help: 'add COEF times a Hutchinson estimate of each task\'s squared Hessian Frobenius norm at its adapted weights to the meta-loss (default 0: off)' },
     'hessian-probes': { type: 'int', min: 1, arg: 'N', for: ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'mamlpp'], help: 'probe vectors of that estimate per task (default 1)' },
     lam: { type: 'number', above: 0, arg: 'L', for: ['imaml'], help: 'imaml: strength of the proximal term (default 2, as the paper)' },
@@ -93,7 +93,10 @@ export const mamlFamily: Recipe = {
     const learner = algorithm === 'reptile'
       ? new Reptile({ ...common, metaLr: cfg.metaLr as number, metaSteps: iterations, innerBatch: (cfg.innerBatch as number) || undefined, rng: innerRng })
       : algorithm === 'imaml'
-        ? new IMAML({ ...common, metaOptimizer: optim.adam({ lr: metaRate(cfg) }), lam: cfg.lam as number, cgSteps: cfg.cgSteps as number, innerSolver: cfg.innerSolver as 'gd' | 'hessian-free' })
+        ? new IMAML({
+          ...common, metaOptimizer: optim.adam({ lr: metaRate(cfg) }), lam: cfg.lam as number, cgSteps: cfg.cgSteps as number, innerSolver: cfg.innerSolver as 'gd' | 'hessian-free',
+          pcgrad: cfg.pcgradGroups ? { groups: cfg.pcgradGroups as number, rng: new Random(cfg.seed + 5_000_011) } : undefined,
+        })
         : new MAML({
         ...common, firstOrder: algorithm === 'fomaml', buffers,
         metaOptimizer: optim.adam({ lr: algorithm === 'mamlpp' ? optim.schedules.cosine(cfg.metaLr as number, iterations, (cfg.metaLr as number) / 100) : metaRate(cfg) }),
