@@ -169,6 +169,7 @@ describe('CLI', () => {
       [['--key-strength', '2'], /--key-strength is for --algorithm mann, not maml/],
       [['--cg-steps', '3'], /--cg-steps is for --algorithm imaml, not maml/],
       [['--hessian-probes', '2'], /--hessian-probes needs --hessian-reg/],
+      [['--downsample', 'stride'], /--downsample is for --dataset omniglot/],
       [['--hessian-reg', '-1'], /--hessian-reg must be >= 0, got -1/],
       [['--pcgrad-groups', '30'], /--pcgrad-groups 30 is more than the 25 tasks of a meta-batch/],
       [['--algorithm', 'reptile', '--pcgrad-groups', '2'], /--pcgrad-groups is for --algorithm maml, fomaml, metasgd, lslr, anil, mamlpp or imaml, not reptile/],
@@ -245,6 +246,14 @@ describe('CLI', () => {
     expect(readFileSync(join(out, 'report.json')).equals(reportBefore)).toBe(true);
     expect(readdirSync(out).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   }, 60_000);
+
+  it('MAML on Omniglot with the stride-2 Conv4 (--downsample stride)', () => {
+    const out = tmp('stride');
+    const r = cli('--dataset', 'omniglot', '--data', OMNIGLOT, '--downsample', 'stride', '--meta-batch', '2', '--queries', '2', '--iterations', '2', '--eval-tasks', '3', '--out', out, '--force');
+    expect(r.status, r.stderr).toBe(0);
+    expect(report(out).config).toMatchObject({ downsample: 'stride' });
+    expect(checkpoint(out).tensors['params.head.w'].shape).toEqual([5, 64]);   // stored [out, in]: 64 averaged features
+  }, 120_000);
 
   it('protonet on Omniglot scores the same model on 5-way and, with --test-ways, 10-way tasks; --meta-lr-halve-every is recorded', () => {
     const out = tmp('proto');

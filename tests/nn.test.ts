@@ -138,3 +138,25 @@ for (const b of backendNames) {
     });
   });
 }
+
+describe("Conv4 with stride-2 convolutions (the MAML reference network's downsampling)", () => {
+  it('is four blocks of stride-2 same convolution, batch norm and ReLU, then a spatial mean and the head; ~4x fewer multiply-adds', async () => {
+    await activate('ref');
+    const f64 = { dtype: 'float64' as const };
+    const p = mg.nn.initConv4(new mg.Random(1), { ways: 3, filters: 2, imageSize: 8, downsample: 'stride', dtype: 'float64' }) as any;
+    expect(p.head.w.shape).toEqual([2, 3]);   // the spatial mean leaves `filters` features
+    const x = new mg.Random(2).normal([2, 1, 8, 8], f64);
+    let h = x;
+    for (const b of p.blocks) {
+      const c = mg.nn.conv2dLayer(b.conv, h, { stride: 2, padding: 'same' });
+      expect(c.shape.slice(2)).toEqual([Math.ceil(h.shape[2] / 2), Math.ceil(h.shape[3] / 2)]);
+      h = mg.relu(mg.nn.batchNorm(b.bn, c, { stats: 'batch' }).y);
+    }
+    const want = mg.nn.linear(p.head, mg.mean(h, [2, 3]));
+    expect(Array.from(mg.nn.conv4(p, x, { downsample: 'stride' }).dataSync())).toEqual(Array.from(want.dataSync()));
+    // Multiply-adds of the four convolutions on 28x28 Omniglot with 64 filters, max-pool vs stride.
+    const macs = (sizes: number[]) => sizes.reduce((s, n, i) => s + n * n * (i === 0 ? 1 : 64) * 64 * 9, 0);
+    expect(macs([28, 14, 7, 3]) / macs([14, 7, 4, 2])).toBeGreaterThan(3.5);
+    expect(() => mg.nn.initConv4(new mg.Random(1), { ways: 3, downsample: 'avg' as any })).toThrow(/initConv4: downsample must be 'maxpool' or 'stride', got 'avg'/);
+  });
+});
