@@ -31,6 +31,8 @@ RUNS=(
   # iMAML (issue #20): the implicit meta-gradient, 16 inner gradient steps on the proximal problem
   # (lambda 2), 5 CG steps, as Rajeswaran et al.'s Omniglot runs
   "imaml-5w1s|--algorithm imaml --ways 5 --shots 1 --meta-batch 8 --iterations 500 --inner-lr 0.1 --eval-every 100 --checkpoint-every 50"
+  # with the reference code's step sizes (inner 0.01, outer 0.01) and lambda 1
+  "imaml-5w1s-ref-lr|--algorithm imaml --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.01 --meta-lr 0.01 --lam 1 --eval-every 100 --checkpoint-every 50"
   "reptile-20w1s|--algorithm reptile --ways 20 --shots 1 --queries 5 --meta-batch 5 --iterations 600 --inner-lr 0.1 --inner-steps 10 --inner-batch 20 --test-steps 10 --eval-every 200"
   # Metric-based learners (issue #5): no head, so one model is also scored on 20-way tasks
   # (--test-ways 20), as Snell et al. do; 1-shot and 5-shot are trained separately.

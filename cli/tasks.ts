@@ -45,12 +45,11 @@ export function checkOmniglotFolder(f: FlagValues): void {
 }
 
 export function loadOmniglot(cfg: Config, log: (line: string) => void, size?: number): Omniglot {
-  const omni = Omniglot.load({
+  return Omniglot.load({
     root: cfg.data as string, size, cacheDir: cfg.cacheDir as string | null | undefined,
     onProgress: (d, t) => process.stderr.write(`\rdecoding Omniglot ${d}/${t}${d === t ? '\n' : ''}`),
     onWarning: log,
-  } as Parameters<typeof Omniglot.load>[0]);
-  return omni;
+  });
 }
 
 export function sineSources(cfg: Config): TaskSources {
