@@ -26,6 +26,12 @@ const PUBLISHED: Record<string, Record<string, string>> = {
   imaml: { '5-1': '99.16 (Rajeswaran et al., GD)', '20-1': '94.46' },
 };
 
+/** What a run's row must say beside its figure (why it is where it is), by run name. */
+const RUN_NOTES: Record<string, string> = {
+  'imaml-5w1s': 'diverged: the smoothed query loss rose from 1.18 (step 200) to 2.32, held-out 54.8 % at 100 steps, 37.4 % at 500; with an inner step of 0.1 and Adam 1e-3 this run is not a usable configuration',
+  'imaml-5w1s-ref-lr': 'the reference code\'s step sizes; still improving when stopped (held-out 60.2, 67.1, 76.3 % at 100, 200, 300 steps, where maml-5w1s had 80.7, 84.8, 86.9); below MAML at this budget, far below the published figure, reached with far longer training',
+};
+
 /** name -> arguments, from bench/omniglot-repro.sh's RUNS entries ("name|arguments"). */
 function commands(file = 'bench/omniglot-repro.sh'): Record<string, string> {
   const script = readFileSync(path.join(ROOT, file), 'utf8');
@@ -89,7 +95,7 @@ function main() {
     const schedule = c.metaLrHalveEvery ? `, Adam step ${c.metaLr} halved every ${c.metaLrHalveEvery}` : '';
     // Reports from before Reptile trained on support and query together (commit fd5f044), and
     // Matching reports from before the learned scale on the cosines.
-    const note = c.algorithm === 'reptile' && !c.reptileInnerData ? '; inner loop on the support set only (older code)'
+    const note = RUN_NOTES[name] ? `; ${RUN_NOTES[name]}` : c.algorithm === 'reptile' && !c.reptileInnerData ? '; inner loop on the support set only (older code)'
       : c.algorithm === 'matching' ? (c.cosineScale ? `; learned scale on the cosines, from ${c.cosineScale}` : '; plain cosines, no scale (older code)') : '';
     const lake = r.lake_runs ? `; Lake's 20 runs: ${pct(r.lake_runs.trials ?? r.lake_runs.accuracy)}` : '';
     // A report from before its command gained --test-ways ran without it: show what it ran.
