@@ -7,42 +7,19 @@ import { describe, it, expect } from 'vitest';
 import * as mg from '../index.js';
 import { Tensor, linalg } from '../index.js';
 import { IMAML, IMAMLOptions, MAML, Task, proximalStep, regressionLoss } from '../algorithms/index.js';
+import { Mat, dotH, matVec, solve } from './support/dense.js';
 import { activate } from './support/backends.js';
 
 const f64 = { dtype: 'float64' as const };
 type Params = Record<string, any>;
-type Mat = number[][];
 
 // ---------- host-side float64 algebra (the oracle) ----------
 
-const dotH = (a: number[], b: number[]) => a.reduce((s, v, i) => s + v * b[i], 0);
-const matVec = (A: Mat, x: number[]) => A.map((row) => dotH(row, x));
 const transpose = (A: Mat): Mat => A[0].map((_, j) => A.map((row) => row[j]));
 const gram = (A: Mat): Mat => transpose(A).map((ci) => transpose(A).map((cj) => dotH(ci, cj)));
 const addDiag = (A: Mat, d: number): Mat => A.map((row, i) => row.map((v, j) => (i === j ? v + d : v)));
 const scaleM = (A: Mat, s: number): Mat => A.map((row) => row.map((v) => v * s));
 const normH = (a: number[]) => Math.sqrt(dotH(a, a));
-
-/** Solves A x = b by Gaussian elimination with partial pivoting. */
-function solve(A: Mat, b: number[]): number[] {
-  const n = b.length, M = A.map((r, i) => [...r, b[i]]);
-  for (let c = 0; c < n; c++) {
-    let piv = c;
-    for (let r = c + 1; r < n; r++) if (Math.abs(M[r][c]) > Math.abs(M[piv][c])) piv = r;
-    [M[c], M[piv]] = [M[piv], M[c]];
-    for (let r = c + 1; r < n; r++) {
-      const f = M[r][c] / M[c][c];
-      for (let k = c; k <= n; k++) M[r][k] -= f * M[c][k];
-    }
-  }
-  const x = new Array(n).fill(0);
-  for (let r = n - 1; r >= 0; r--) {
-    let s = M[r][n];
-    for (let k = r + 1; k < n; k++) s -= M[r][k] * x[k];
-    x[r] = s / M[r][r];
-  }
-  return x;
-}
 
 const flat = (tree: unknown) => Array.from(linalg.flatten(tree).dataSync());
 const maxDiff = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));

@@ -5,36 +5,12 @@ import { describe, it, expect } from 'vitest';
 import * as mg from '../index.js';
 import { Tensor, linalg } from '../index.js';
 import { fdMismatch } from './support/finite-differences.js';
+import { Mat, dotH, matVec, solve } from './support/dense.js';
 import { activate } from './support/backends.js';
 
 const f64 = { dtype: 'float64' as const };
 
-// ---------- host-side float64 linear algebra (the oracle) ----------
-
-type Mat = number[][];
-const matVec = (A: Mat, x: number[]) => A.map((row) => row.reduce((s, a, j) => s + a * x[j], 0));
-const dotH = (a: number[], b: number[]) => a.reduce((s, v, i) => s + v * b[i], 0);
-
-/** Solves A x = b by Gaussian elimination with partial pivoting. */
-function solve(A: Mat, b: number[]): number[] {
-  const n = b.length, M = A.map((r, i) => [...r, b[i]]);
-  for (let c = 0; c < n; c++) {
-    let piv = c;
-    for (let r = c + 1; r < n; r++) if (Math.abs(M[r][c]) > Math.abs(M[piv][c])) piv = r;
-    [M[c], M[piv]] = [M[piv], M[c]];
-    for (let r = c + 1; r < n; r++) {
-      const f = M[r][c] / M[c][c];
-      for (let k = c; k <= n; k++) M[r][k] -= f * M[c][k];
-    }
-  }
-  const x = new Array(n).fill(0);
-  for (let r = n - 1; r >= 0; r--) {
-    let s = M[r][n];
-    for (let k = r + 1; k < n; k++) s -= M[r][k] * x[k];
-    x[r] = s / M[r][r];
-  }
-  return x;
-}
+// ---------- host-side float64 linear algebra (the oracle; the direct solver in support/dense.ts) ----------
 
 /** A random orthogonal n×n matrix: Gram–Schmidt (twice, for accuracy) on a Gaussian matrix. */
 function orthogonal(rng: mg.Random, n: number): Mat {
