@@ -22,22 +22,17 @@ import { treeLeaves, treeMap } from '../engine/pytree.js';
 import { stopGradient, tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
 import { show } from '../engine/validate.js';
-import { innerLoop } from './inner-loop.js';
+import { InnerLoopLearnerOptions, innerLoop } from './inner-loop.js';
 import { PCGradOptions, conflictStats, metaBatchGradient } from './pcgrad.js';
 import { EvaluateOptions, LearnerBase } from './learner.js';
 import { Loss, Model, Target, Task, evaluateTasks } from './task.js';
 
-export interface IMAMLOptions<P> {
-  model: Model<P>;
-  loss: Loss;
-  /** Initial parameters; the learner takes ownership (they are disposed as they are updated). */
-  params: P;
-  /** Step size of the inner gradient steps (default 0.01). With 'gd' keep it below 2 / (L + λ), L the support loss's curvature. */
-  innerLr?: number;
-  /** Inner steps in training (default 16, the reference code's n_steps): gradient steps ('gd') or Newton-CG steps ('hessian-free'). */
-  innerSteps?: number;
-  /** Inner steps at evaluation (default innerSteps). */
-  testInnerSteps?: number;
+/**
+ * Defaults: innerLr 0.01 (with 'gd' keep it below 2 / (L + λ), L the support loss's curvature),
+ * innerSteps 16 (the reference code's n_steps; gradient steps with 'gd', Newton-CG steps with
+ * 'hessian-free'), testInnerSteps innerSteps.
+ */
+export interface IMAMLOptions<P> extends InnerLoopLearnerOptions<P> {
   /** Default Adam, lr 1e-3. */
   metaOptimizer?: Optimizer;
   /** λ, the strength of the proximal term (default 2). Large λ keeps φ* near θ (λ → ∞: the query gradient at θ). */

@@ -1,7 +1,7 @@
 export { LearnerBase } from './learner.js';
 export type { Learner, LearnerState, Evaluation, EvaluateOptions, Buffers } from './learner.js';
 export { innerLoop } from './inner-loop.js';
-export type { InnerLoopOptions } from './inner-loop.js';
+export type { InnerLoopOptions, InnerLoopLearnerOptions } from './inner-loop.js';
 export { MAML, withTaskAxis } from './maml.js';
 export { pcgrad } from './pcgrad.js';
 export type { PCGradResult } from './pcgrad.js';

@@ -9,6 +9,20 @@ import { stopGradient } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { Loss, Model, Target } from './task.js';
 
+/** What every learner built on the inner loop is given (MAML, Reptile, iMAML); each sets its own defaults. */
+export interface InnerLoopLearnerOptions<P> {
+  model: Model<P>;
+  loss: Loss;
+  /** Initial parameters; the learner takes ownership (they are disposed as they are updated). */
+  params: P;
+  /** Step size of the inner steps. */
+  innerLr?: number;
+  /** Inner steps in training. */
+  innerSteps?: number;
+  /** Inner steps at evaluation. */
+  testInnerSteps?: number;
+}
+
 export interface InnerLoopOptions<P> {
   model: Model<P>;
   loss: Loss;

@@ -17,20 +17,13 @@ import { treeLeaves, treePaths, treeUnflatten } from '../engine/pytree.js';
 import type { Random } from '../engine/random.js';
 import { tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
-import { innerLoop } from './inner-loop.js';
+import { InnerLoopLearnerOptions, innerLoop } from './inner-loop.js';
 import { PCGradOptions, conflictStats, metaBatchGradient } from './pcgrad.js';
 import { Buffers, EvaluateOptions, LearnerBase } from './learner.js';
 import { Loss, Model, Target, Task, evaluateTasks, mapIterable } from './task.js';
 
-export interface MAMLOptions<P> {
-  model: Model<P>;
-  loss: Loss;
-  /** Initial parameters; the learner takes ownership (they are disposed as they are updated). */
-  params: P;
-  innerLr?: number;
-  innerSteps?: number;
-  /** Inner steps at evaluation (MAML used 10 at test for sine, 1 in training). */
-  testInnerSteps?: number;
+/** Defaults: innerLr 0.01, innerSteps 1, testInnerSteps innerSteps (MAML used 10 at test for sine, 1 in training). */
+export interface MAMLOptions<P> extends InnerLoopLearnerOptions<P> {
   /** Drop second-order terms: the meta-gradient treats inner gradients as constants. */
   firstOrder?: boolean;
   learnedLr?: 'none' | 'per-parameter' | 'per-layer-per-step';

@@ -6,17 +6,12 @@ import { treeMap } from '../engine/pytree.js';
 import type { Random } from '../engine/random.js';
 import { tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
-import { innerLoop } from './inner-loop.js';
+import { InnerLoopLearnerOptions, innerLoop } from './inner-loop.js';
 import { EvaluateOptions, LearnerBase } from './learner.js';
 import { Loss, Model, Target, Task, evaluateTasks } from './task.js';
 
-export interface ReptileOptions<P> {
-  model: Model<P>;
-  loss: Loss;
-  params: P;
-  innerLr?: number;
-  innerSteps?: number;
-  testInnerSteps?: number;
+/** Defaults: innerLr 0.01, innerSteps 5, testInnerSteps innerSteps. */
+export interface ReptileOptions<P> extends InnerLoopLearnerOptions<P> {
   /** Outer step size epsilon, linearly annealed to 0 over `metaSteps` when that is given. */
   metaLr?: number;
   metaSteps?: number;
