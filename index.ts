@@ -49,6 +49,11 @@ export interface InitOptions {
    * backends memory safety is the platform's (JavaScript arrays, WebGPU's robust buffer access).
    */
   checks?: 'bounds';
+  /**
+   * WASM backend only: the bytes of memory it may grow to, from 16 MiB to 4 GiB (the default, and
+   * WebAssembly's limit). Tensors and kernels past it fail with the bytes requested and live.
+   */
+  memoryLimit?: number;
 }
 
 /**
@@ -65,6 +70,10 @@ export async function init(opts: InitOptions = {}): Promise<Backend> {
   if (opts.threads !== undefined) {
     checkInt('init', 'threads', opts.threads, 1, MAX_THREADS);
     if (opts.threads > 1 && (name === 'ref' || name === 'webgpu')) throw new RangeError(`init: the ${name} backend has no threads (threads: ${opts.threads} is for 'wasm')`);
+  }
+  if (opts.memoryLimit !== undefined) {
+    checkInt('init', 'memoryLimit', opts.memoryLimit, 2 ** 24, 2 ** 32);
+    if (name !== 'wasm' && name !== 'auto') throw new RangeError(`init: memoryLimit is for the wasm backend, not '${name}'`);
   }
   if (opts.checks !== undefined && opts.checks !== 'bounds') throw new TypeError(`init: checks must be 'bounds' or absent, got ${show(opts.checks)}`);
   let b: Backend;
@@ -86,19 +95,19 @@ export async function init(opts: InitOptions = {}): Promise<Backend> {
 
 /** The options the wasm backends were created with (threads as requested: a fallback may run fewer). */
 const wasmOptions = new WeakMap<Backend, string>();
-const wasmKey = (opts: InitOptions) => `${opts.threads ?? 1}/${opts.checks ?? ''}`;
+const wasmKey = (opts: InitOptions) => `${opts.threads ?? 1}/${opts.checks ?? ''}/${opts.memoryLimit ?? ''}`;
 
 /** The initialised backend `name`, unless it is a wasm backend made with other options. */
 function reusable(name: string, opts: InitOptions): Backend | undefined {
   const b = getBackend(name);
-  if (b && name === 'wasm' && (wasmOptions.get(b) ?? '1/') !== wasmKey(opts)) return undefined;
+  if (b && name === 'wasm' && (wasmOptions.get(b) ?? '1//') !== wasmKey(opts)) return undefined;
   return b;
 }
 
 async function create(name: Exclude<BackendName, 'auto'>, opts: InitOptions = {}): Promise<Backend> {
   if (name === 'ref') return createRefBackend();
   if (name === 'wasm') {
-    const b = await (await import('./kernels/wasm/backend.js')).createWasmBackend({ threads: opts.threads, log: opts.log, checks: opts.checks });
+    const b = await (await import('./kernels/wasm/backend.js')).createWasmBackend({ threads: opts.threads, log: opts.log, checks: opts.checks, memoryLimit: opts.memoryLimit });
     wasmOptions.set(b, wasmKey(opts));
     return b;
   }

@@ -1,7 +1,8 @@
 // Compiles the WebAssembly kernels (kernels/wasm/assembly/*.ts) twice and inlines both binaries as
 // base64 into kernels/wasm/wasm-binary.ts (generated, gitignored), so the backend needs no file
 // access or bundler support at run time:
-//  - build/kernels.wasm: the default single-threaded module (its own memory);
+//  - build/kernels.wasm: the default single-threaded module, importing its memory (4 MiB at first, at
+//    most 4 GiB; the host may set a lower maximum: createWasmBackend({ memoryLimit }));
 //  - build/kernels-threads.wasm: the same sources with the threads feature, importing one shared
 //    memory (maximum 4 GiB) that the main thread and its workers instantiate it over
 //    (createWasmBackend({ threads: n }), see kernels/wasm/THREADING.md). --zeroFilledMemory: a new
@@ -22,10 +23,10 @@ const entry = 'kernels/wasm/assembly/index.ts';
 const outTs = 'kernels/wasm/wasm-binary.ts';
 const common = [entry, '-O3', '--enable', 'simd', '--runtime', 'minimal', '--baseDir', root];
 const builds = [
-  { out: 'build/kernels.wasm', args: [] },
+  { out: 'build/kernels.wasm', args: ['--importMemory', '--initialMemory', '64', '--maximumMemory', '65536'] },
   {
     out: 'build/kernels-threads.wasm',
-    args: ['--enable', 'threads', '--importMemory', '--sharedMemory', '--maximumMemory', '65536', '--zeroFilledMemory'],
+    args: ['--enable', 'threads', '--importMemory', '--sharedMemory', '--initialMemory', '64', '--maximumMemory', '65536', '--zeroFilledMemory'],
   },
 ];
 

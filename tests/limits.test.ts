@@ -39,6 +39,93 @@ describe('memory limits', () => {
   });
 });
 
+describe('wasm kernel working memory', () => {
+  it('a kernel whose working memory cannot be had fails like a refused tensor, frees what it took, and the backend stays usable', async () => {
+    // A backend of 64 MiB, filled in blocks of 32 MiB down to 256 KiB.
+    await mg.init({ backend: 'wasm', memoryLimit: 64 * 2 ** 20 });
+    try {
+      expect(mg.memory().backend).toBe('wasm');
+      const x = mg.ones([1, 1, 2, 2]), w = mg.ones([1, 1, 1, 1]);
+      // 2002 x 2002 padded floats: 16 MB of working memory for a 3x3 output.
+      const conv = () => mg.conv2d(x, w, { padding: 1000, stride: 1000 });
+      const fill = (): mg.Tensor[] => {
+        const held: mg.Tensor[] = [];
+        for (let n = 2 ** 23; n >= 2 ** 16; n /= 2) {
+          for (;;) {
+            try { held.push(mg.zeros([n])); } catch (e) { expect((e as Error).message).toMatch(/^zeros: /); break; }
+          }
+        }
+        return held;
+      };
+      const held = fill();
+      expect(conv).toThrow(/^conv2d: wasm backend: out of memory allocating 16032016 bytes of working memory \(\d+ bytes live; the backend's memory is limited to 64 MiB\)/);
+      expect(conv).toThrow(/out of memory/);
+      held.forEach((t) => t.dispose());
+      // Nothing of the failed calls stayed allocated: as much fits again.
+      const again = fill();
+      expect(again.reduce((s, t) => s + t.size, 0)).toBe(held.reduce((s, t) => s + t.size, 0));
+      again.forEach((t) => t.dispose());
+      expect(Array.from(await mg.tidy(() => conv().data()))).toEqual([0, 0, 0, 0, 1, 0, 0, 0, 0]);
+      x.dispose(); w.dispose();
+      expect(mg.memory().bytes).toBe(0);
+    } finally {
+      await mg.init({ backend: 'wasm' });
+    }
+  });
+
+  it('a kernel that fails after taking some working memory gives it all back', async () => {
+    await mg.init({ backend: 'wasm', memoryLimit: 128 * 2 ** 20 });
+    try {
+      const x = mg.ones([1, 8, 1001, 1001]), w = mg.ones([8, 8, 3, 3]);
+      // The input gradient of a convolution dilated by 500 flips the filter into working memory,
+      // then pads dy by 1000 on each side: 128 MB more than the 128 MiB hold.
+      const dx = () => mg.tidy(() => mg.grad((v: mg.Tensor) => mg.conv2d(v, w, { dilation: 500 }).sum())(x));
+      const fillTotal = (): number => {
+        const held: mg.Tensor[] = [];
+        for (let n = 2 ** 23; n >= 256; n /= 2) {
+          for (;;) {
+            try { held.push(mg.zeros([n])); } catch { break; }
+          }
+        }
+        const total = held.reduce((s, t) => s + t.size, 0);
+        held.forEach((t) => t.dispose());
+        return total;
+      };
+      // The forward pass once first: its matrix product keeps packing buffers for good.
+      mg.tidy(() => mg.conv2d(x, w, { dilation: 500 }).sum()).dispose();
+      const before = fillTotal();
+      expect(dx).toThrow(/conv2dGradInput: wasm backend: out of memory allocating 128\d{6} bytes of working memory/);
+      expect(fillTotal()).toBe(before);
+      x.dispose(); w.dispose();
+      expect(mg.memory().bytes).toBe(0);
+    } finally {
+      await mg.init({ backend: 'wasm' });
+    }
+  });
+
+  it('memoryLimit is a whole number of bytes from 16 MiB to 4 GiB, for the wasm backend', async () => {
+    await expect(mg.init({ memoryLimit: 2 ** 20 })).rejects.toThrow('init: memoryLimit must be in [16777216, 4294967296], got 1048576');
+    await expect(mg.init({ memoryLimit: 2.5e7 + 0.5 })).rejects.toThrow('init: memoryLimit must be a whole number, got 25000000.5');
+    await expect(mg.init({ backend: 'ref', memoryLimit: 2 ** 26 })).rejects.toThrow("init: memoryLimit is for the wasm backend, not 'ref'");
+    const b = await mg.init({ backend: 'wasm', memoryLimit: 2 ** 25 + 1000 });
+    try {
+      expect(b.limits.totalBytes).toBe(2 ** 25);
+      expect(() => mg.zeros([2 ** 23 + 1])).toThrow(/zeros: a \[8388609\] float32 tensor needs 32\.0 MiB.* of its 32\.0 MiB free/);
+    } finally {
+      await mg.init({ backend: 'wasm' });
+    }
+  });
+
+  it('geometry whose padded image or unfolded columns could not be addressed is refused before the kernel runs', async () => {
+    await activate('wasm');
+    const x = mg.ones([1, 1, 2, 2]), w = mg.ones([1, 1, 1, 1]);
+    // 65536 x 65536 padded floats: 2^32 elements, which 32-bit sizes would wrap to 0.
+    expect(() => mg.conv2d(x, w, { padding: 32767, stride: 32767 })).toThrow('conv2d: the wasm backend pads each image into working memory, and padding [32767, 32767] of a [1, 2, 2] image (kernel [1, 1], dilation [1, 1]) needs more than its largest block (1 GiB)');
+    expect(Array.from(await mg.tidy(() => mg.conv2d(x, w, { padding: 1, stride: 2 }).data()))).toEqual([0, 0, 0, 1]);
+    x.dispose(); w.dispose();
+  });
+});
+
 describe("bounds mode (init({ checks: 'bounds' }))", () => {
   it('a kernel that writes outside its tensor is caught, named, and the backend stays usable', async () => {
     const b = await mg.init({ backend: 'wasm', checks: 'bounds' });

@@ -4,7 +4,8 @@
 // dimensions so the kernels see long contiguous runs, and passing shapes/strides/indices through a
 // scratch block in WASM memory.
 //
-// Memory notes: the module's heap (TLSF, `--runtime minimal`) grows memory on demand, which detaches
+// Memory notes: the module imports its memory (so memoryLimit can cap it); its heap (TLSF,
+// `--runtime minimal`) grows that memory on demand, which detaches
 // every ArrayBuffer view, so views are made on demand and never kept. Pointers are read `>>> 0`
 // (they would come back negative above 2 GiB).
 //
@@ -27,7 +28,7 @@ export const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimu
   'lessEqual', 'equal', 'notEqual'] as const;
 
 type WasmFn = (...args: number[]) => number;
-type Exports = Record<string, WasmFn> & { memory: WebAssembly.Memory };
+type Exports = Record<string, WasmFn>;
 
 class WasmStorage implements Storage {
   live = true;
@@ -62,9 +63,13 @@ function compiledModule(threaded = false): Promise<WebAssembly.Module> {
   return p;
 }
 
-/** Pages of the threaded build's shared memory: initial (4 MiB), maximum (4 GiB, as compiled). */
-const SHARED_INITIAL_PAGES = 64;
-const SHARED_MAX_PAGES = 65536;
+/** The allocator's largest block (TLSF, 1 GiB). */
+const LARGEST_BLOCK = 2 ** 30;
+
+/** Pages of the imported memory: initial (4 MiB), maximum (4 GiB, as compiled; memoryLimit may lower it). */
+const INITIAL_PAGES = 64;
+const MAX_PAGES = 65536;
+const PAGE = 65536;
 /** Bytes per job slot, jobs per thread (assembly/parallel.ts JOB_BYTES, JOBS_PER_THREAD). */
 const JOB_BYTES = 384;
 const JOBS_PER_THREAD = 4;
@@ -115,6 +120,8 @@ export function collapse(shape: readonly number[], strides: readonly (readonly n
   return { shape: outShape, strides: outStrides };
 }
 
+const gib = (bytes: number) => (bytes >= 2 ** 30 ? `${+(bytes / 2 ** 30).toFixed(2)} GiB` : `${+(bytes / 2 ** 20).toFixed(2)} MiB`);
+
 const pair = (v: unknown, dflt: number): [number, number] => {
   if (v === undefined || v === null) return [dflt, dflt];
   if (typeof v === 'number') return [v, v];
@@ -152,6 +159,11 @@ export interface WasmBackendOptions {
    * throws naming itself if it wrote outside a tensor. For tests and debugging: slower.
    */
   checks?: 'bounds';
+  /**
+   * Bytes of WebAssembly memory the backend may grow to (default and most: 4 GiB), rounded down to
+   * whole 64 KiB pages; at least 16 MiB. A browser tab that must share its memory sets this lower.
+   */
+  memoryLimit?: number;
 }
 
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
@@ -162,20 +174,23 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       throw new Error(`wasm kernel abort: ${readString(msg)} at ${readString(file)}:${line}:${col}`);
     },
   };
-  let instance: WebAssembly.Instance;
+  const limit = opts.memoryLimit ?? MAX_PAGES * PAGE;
+  if (!(typeof limit === 'number' && limit >= 256 * PAGE && limit <= MAX_PAGES * PAGE)) {
+    throw new RangeError(`wasm backend: memoryLimit must be a number of bytes from 16 MiB to 4 GiB, got ${limit}`);
+  }
+  const maxPages = Math.floor(limit / PAGE);
+  const memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: maxPages, shared: threads > 1 } as WebAssembly.MemoryDescriptor);
+  env.memory = memory;
   let module: WebAssembly.Module;
   if (threads > 1) {
     module = await compiledModule(true);
-    env.memory = new WebAssembly.Memory({ initial: SHARED_INITIAL_PAGES, maximum: SHARED_MAX_PAGES, shared: true });
     // Only called from kernels once setThreads(n > 1) below has run, i.e. with the pool started.
     env.parallelFor = (n: number) => pool!.run(n);
-    instance = await WebAssembly.instantiate(module, { env });
   } else {
     module = await compiledModule();
-    instance = await WebAssembly.instantiate(module, { env });
   }
+  const instance = await WebAssembly.instantiate(module, { env });
   const ex = instance.exports as unknown as Exports;
-  const memory = ex.memory;
   let threadStates: number[] = [];
   let jobSlots = 0;
   let statsBefore = { calls: 0, workerJobs: 0 };
@@ -233,7 +248,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     const bytes = size * bytesPerElement(dtype);
     // Size-0 storages own no memory (ptr 0 is never dereferenced for them).
     const outOfMemory = () => new Error(`wasm backend: out of memory allocating ${bytes} bytes for a [${size}] ${dtype} tensor ` +
-      `(${bytesLive} bytes live; WebAssembly memory is limited to 4 GiB): free tensors (tidy, dispose) or use smaller batches`);
+      `(${bytesLive} bytes live; the backend's memory is limited to ${gib(maxPages * PAGE)}): free tensors (tidy, dispose) or use smaller batches`);
     // Sizes past 32 bits would wrap around in the allocator's usize argument and "succeed".
     if (bytes >= 2 ** 32 - 65536) throw outOfMemory();
     let ptr = 0;
@@ -491,8 +506,27 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
 
   // Convolutions: NCHW input, OIHW filter; attrs stride/pad/dilation as [h, w].
   const convGeo = (attrs: any) => [...pair(attrs?.stride, 1), ...pair(attrs?.pad, 0), ...pair(attrs?.dilation, 1)];
+  /**
+   * The kernels copy an image into a zero-padded buffer (for the input gradient, dy padded by the
+   * dilated kernel), index it with 32-bit offsets, and may unfold one image into columns: refuse
+   * geometry whose buffers could not be addressed, before any size wraps around.
+   */
+  function checkWorkspace(name: string, [C, H, W]: number[], [O, KH, KW]: number[], [OH, OW]: number[], attrs: any): void {
+    const [, , ph, pw, dh, dw] = convGeo(attrs);
+    const padded = Math.max(C, O) * (H + 2 * ph + 2 * (KH - 1) * dh) * (W + 2 * pw + 2 * (KW - 1) * dw + 8) * 8;
+    if (padded > LARGEST_BLOCK) {
+      throw new Error(`${name}: the wasm backend pads each image into working memory, and padding [${ph}, ${pw}] of a ` +
+        `[${C}, ${H}, ${W}] image (kernel [${KH}, ${KW}], dilation [${dh}, ${dw}]) needs more than its largest block (1 GiB)`);
+    }
+    const columns = C * KH * KW * OH * OW * 8;
+    if (columns >= 2 ** 32) {
+      throw new Error(`${name}: the wasm backend unfolds each image into ${C * KH * KW} x ${OH * OW} columns, ` +
+        `more than WebAssembly's 4 GiB of memory: use smaller images or fewer channels`);
+    }
+  }
   k.conv2d = ([x, w], attrs, o) => {
     const px = ptrOf(x, o.dtype), pw = ptrOf(w, o.dtype);
+    checkWorkspace('conv2d', x.shape.slice(1), [w.shape[0], w.shape[2], w.shape[3]], o.shape.slice(2), attrs);
     return produce(o, false, (r) => {
       const [N, C, H, W] = x.shape, [O, , KH, KW] = w.shape, [, , OH, OW] = o.shape;
       ex[`conv2d_${sfx(o.dtype)}`](px, pw, r.ptr, N, C, H, W, O, KH, KW, OH, OW, ...convGeo(attrs));
@@ -500,6 +534,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   };
   k.conv2dGradInput = ([dy, w], attrs, o) => {
     const pdy = ptrOf(dy, o.dtype), pw = ptrOf(w, o.dtype);
+    checkWorkspace('conv2dGradInput', o.shape.slice(1), [w.shape[0], w.shape[2], w.shape[3]], dy.shape.slice(2), attrs);
     return produce(o, false, (r) => {
       const [N, C, H, W] = o.shape, [O, , KH, KW] = w.shape, [, , OH, OW] = dy.shape;
       ex[`conv2dGradInput_${sfx(o.dtype)}`](pdy, pw, r.ptr, N, C, H, W, O, KH, KW, OH, OW, ...convGeo(attrs));
@@ -507,6 +542,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   };
   k.conv2dGradFilter = ([x, dy], attrs, o) => {
     const px = ptrOf(x, o.dtype), pdy = ptrOf(dy, o.dtype);
+    checkWorkspace('conv2dGradFilter', x.shape.slice(1), [o.shape[0], o.shape[2], o.shape[3]], dy.shape.slice(2), attrs);
     return produce(o, false, (r) => {
       const [N, C, H, W] = x.shape, [O, , KH, KW] = o.shape, [, , OH, OW] = dy.shape;
       ex[`conv2dGradFilter_${sfx(o.dtype)}`](px, pdy, r.ptr, N, C, H, W, O, KH, KW, OH, OW, ...convGeo(attrs));
@@ -547,6 +583,24 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     });
   };
 
+  // A kernel's working memory that cannot be had (memory cannot grow: the allocator traps) fails
+  // inside the call: free what the call had taken and report it as a refused tensor is reported.
+  for (const [name, kernel] of Object.entries(k)) {
+    k[name] = (inputs, attrs, o) => {
+      try {
+        return kernel(inputs, attrs, o);
+      } catch (e) {
+        const tooLarge = e instanceof Error && e.message.includes('Allocation too large');
+        if (!(e instanceof WebAssembly.RuntimeError && e.message === 'unreachable') && !tooLarge) throw e;
+        const bytes = ex.scratchRequest() >>> 0;
+        ex.releaseScratch();
+        if (tooLarge) throw new Error(`${name}: wasm backend: ${bytes} bytes of working memory are more than the largest block (1 GiB)`);
+        throw new Error(`${name}: wasm backend: out of memory allocating ${bytes} bytes of working memory ` +
+          `(${bytesLive} bytes live; the backend's memory is limited to ${gib(maxPages * PAGE)}): free tensors (tidy, dispose) or use smaller batches`);
+      }
+    };
+  }
+
   if (bounds) {
     for (const [name, kernel] of Object.entries(k)) {
       k[name] = (inputs, attrs, o) => {
@@ -574,7 +628,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     read: async (s) => view(asStorage(s)).slice(),
     bytesInUse: () => bytesLive,
     // The allocator's largest block, and WebAssembly's 4 GiB of memory.
-    limits: { storageBytes: 2 ** 30, totalBytes: 2 ** 32 },
+    limits: { storageBytes: LARGEST_BLOCK, totalBytes: maxPages * PAGE },
     memoryBytes: () => memory.buffer.byteLength,
     get threads() { return threads; },
     parallelStats: () => ({

@@ -64,3 +64,44 @@ const SHORT_RUN: usize = 32;
     memory.fill(dst, 0, n * sizeof<T>());
   }
 }
+
+// ---- kernel working memory ------------------------------------------------------------------
+// Scratch buffers of a kernel call are taken with scratch() and given back with unscratch(), which
+// keep them in a small table: when an allocation fails halfway through a call (memory cannot grow),
+// the host frees what the call had taken (releaseScratch in index.ts), so nothing leaks.
+const SCRATCH_SLOTS = 16;
+const SCRATCH: usize = memory.data(SCRATCH_SLOTS * 4);
+let scratchWanted: usize = 0;
+
+export function scratch(bytes: usize): usize {
+  scratchWanted = bytes;
+  const p = heap.alloc(bytes);
+  for (let i = 0; i < SCRATCH_SLOTS; i++) {
+    const slot = SCRATCH + (<usize>i << 2);
+    if (load<u32>(slot) == 0) { store<u32>(slot, <u32>p); return p; }
+  }
+  abort('more than 16 scratch buffers in one kernel call');
+  return 0;
+}
+
+export function unscratch(p: usize): void {
+  for (let i = 0; i < SCRATCH_SLOTS; i++) {
+    const slot = SCRATCH + (<usize>i << 2);
+    if (load<u32>(slot) == <u32>p) { store<u32>(slot, 0); break; }
+  }
+  heap.free(p);
+}
+
+/** Frees every scratch buffer still held: after a kernel call that failed. */
+export function releaseScratch(): void {
+  for (let i = 0; i < SCRATCH_SLOTS; i++) {
+    const slot = SCRATCH + (<usize>i << 2);
+    const p = load<u32>(slot);
+    if (p != 0) { store<u32>(slot, 0); heap.free(<usize>p); }
+  }
+}
+
+/** Bytes of the last scratch request (the one that failed, after a failure). */
+export function scratchRequest(): usize {
+  return scratchWanted;
+}

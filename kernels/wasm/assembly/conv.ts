@@ -15,7 +15,7 @@
 // channels use Winograd F(2x2, 3x3), forward and input gradient (winogradConv2d) and filter gradient
 // (winogradConv2dGradFilter).
 
-import { at, copyElems, lanes } from './common';
+import { at, copyElems, lanes, scratch, unscratch } from './common';
 import { BV_CONV, BV_CONV_T, gemm, gemmSerial, setVirtualB } from './matmul';
 import { J_DIRECT, J_WINO, J_WINO_DW, jobsFor, partLo, runJobs, setArg, ways } from './parallel';
 
@@ -151,7 +151,7 @@ function interleave<T>(src: usize, dst: usize, gn: i32, O: i32, P: usize, toGrou
 
 /** Element offsets of the taps (c, p, q) in a padded image of rows Wp: c*Hp*Wp + p*dh*Wp + q*dw. */
 function directTaps(C: i32, KH: i32, KW: i32, Hp: i32, Wp: i32, dh: i32, dw: i32): usize {
-  const tap = heap.alloc(<usize>max(C * KH * KW, 1) << 2);
+  const tap = scratch(<usize>max(C * KH * KW, 1) << 2);
   let r: usize = 0;
   for (let c = 0; c < C; c++) {
     for (let p = 0; p < KH; p++) {
@@ -187,7 +187,7 @@ function directConv<T>(grad: bool, x: usize, w: usize, y: usize, N: i32, C: i32,
   const xpBytes = ((<usize>C * <usize>Hp * <usize>Wp * sizeof<T>() + 15) & ~15) + 16;
   const count = grad ? O : N;
   const parts = max(1, jobsFor(ways(<f64>N * <f64>O * <f64>OH * <f64>OW * <f64>CKK, DIRECT_PAR_MIN), count));
-  const bufs = heap.alloc(<usize>parts * xpBytes);
+  const bufs = scratch(<usize>parts * xpBytes);
   memory.fill(bufs, 0, <usize>parts * xpBytes);
   const tap = directTaps(C, KH, KW, Hp, Wp, dh, dw);
   if (grad) memory.fill(y, 0, <usize>O * <usize>CKK * sizeof<T>());
@@ -204,8 +204,8 @@ function directConv<T>(grad: bool, x: usize, w: usize, y: usize, N: i32, C: i32,
   } else {
     directRange<T>(grad, 0, count, x, w, y, N, C, H, W, O, KH, KW, OH, OW, sh, ph, pw, tap, bufs, xpBytes - 16);
   }
-  heap.free(bufs);
-  heap.free(tap);
+  unscratch(bufs);
+  unscratch(tap);
 }
 
 /** One part of directConv: images [lo, hi) (forward) or output channels [lo, hi) (gradient). */
@@ -438,7 +438,7 @@ export function setWT(p: usize): void {
 /** The zeroed padded-input planes of a Winograd call (C planes of (2 TH + 2) x (2 TWq + 4), see winogradInput). */
 function winoPadded(C: i32, OH: i32, OW: i32): usize {
   const bytes = (<usize>C * <usize>(2 * ((OH + 1) >> 1) + 2) * <usize>(2 * winoTWq(OW) + 4)) << 2;
-  const xp = heap.alloc(bytes);
+  const xp = scratch(bytes);
   memory.fill(xp, 0, bytes);
   return xp;
 }
@@ -566,14 +566,14 @@ function winogradConv2d(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W:
   const g = winoGroup(N, C, O, OH, OW);
   const T = <usize>g * tilesImg;
   const ldv = T + 4; // row length of V_e and M_e, in elements
-  const V = heap.alloc((16 * <usize>C * ldv) << 2);
-  const M = heap.alloc((16 * <usize>O * ldv + 4) << 2);
-  const U = heap.alloc((16 * <usize>O * <usize>C) << 2);
+  const V = scratch((16 * <usize>C * ldv) << 2);
+  const M = scratch((16 * <usize>O * ldv + 4) << 2);
+  const U = scratch((16 * <usize>O * <usize>C) << 2);
   winogradFilters(w, U, O, C);
   const rowLen = <usize>(2 * TWq + 8);
   const threads = ways(16 * <f64>T * <f64>O * <f64>C, WINO_PAR_MIN);
   // One output row buffer per job (worker jobs must not allocate).
-  const rowBuf = heap.alloc(<usize>max(1, jobsFor(threads, O)) * (rowLen << 3));
+  const rowBuf = scratch(<usize>max(1, jobsFor(threads, O)) * (rowLen << 3));
   const xImg = <usize>C * <usize>H * <usize>W, yImg = <usize>O * <usize>OH * <usize>OW;
   for (let n0 = 0; n0 < N; n0 += g) {
     const gn = min(g, N - n0);
@@ -582,7 +582,7 @@ function winogradConv2d(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W:
       winogradPhaseJobs(threads, phase, xg, xp, V, M, U, yg, rowBuf, rowLen << 3, ldv, gn, C, H, W, O, OH, OW, ph, pw);
     }
   }
-  heap.free(xp); heap.free(V); heap.free(M); heap.free(U); heap.free(rowBuf);
+  unscratch(xp); unscratch(V); unscratch(M); unscratch(U); unscratch(rowBuf);
 }
 
 // ---- Winograd F(2x2, 3x3) filter gradient ------------------------------------------------------
@@ -660,13 +660,13 @@ function winogradConv2dGradFilter(x: usize, dy: usize, dw_: usize, N: i32, C: i3
   const g = winoGroup(N, C, O, OH, OW);
   const T = <usize>g * tilesImg;
   const ldv = T + 4;
-  const V = heap.alloc((16 * <usize>C * ldv) << 2);
-  const Z = heap.alloc((16 * <usize>O * ldv + 4) << 2);
-  const S = heap.alloc((16 * <usize>O * <usize>C) << 2);
+  const V = scratch((16 * <usize>C * ldv) << 2);
+  const Z = scratch((16 * <usize>O * ldv + 4) << 2);
+  const S = scratch((16 * <usize>O * <usize>C) << 2);
   const threads = ways(16 * <f64>T * <f64>O * <f64>C, WINO_PAR_MIN);
   // One dY plane buffer per job (worker jobs must not allocate).
   const pbBytes = (<usize>(2 * TH) * <usize>(2 * TWq)) << 2;
-  const pbs = heap.alloc(<usize>max(1, jobsFor(threads, O)) * pbBytes);
+  const pbs = scratch(<usize>max(1, jobsFor(threads, O)) * pbBytes);
   const xImg = <usize>C * <usize>H * <usize>W, yImg = <usize>O * <usize>OH * <usize>OW;
   for (let n0 = 0; n0 < N; n0 += g) {
     const gn = min(g, N - n0);
@@ -709,7 +709,7 @@ function winogradConv2dGradFilter(x: usize, dy: usize, dw_: usize, N: i32, C: i3
       store<f32>(out + (<usize>(3 * i + 2) << 2), (t1 + t2) * 0.5 + t3);
     }
   }
-  heap.free(xp); heap.free(V); heap.free(Z); heap.free(S); heap.free(pbs);
+  unscratch(xp); unscratch(V); unscratch(Z); unscratch(S); unscratch(pbs);
 }
 
 export function conv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32, KW: i32,
@@ -736,10 +736,10 @@ export function conv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, 
   const padded = ph > 0 || pw > 0;
   const Hp = H + 2 * ph, Wp = W + 2 * pw, xpImg = <usize>C * <usize>Hp * <usize>Wp;
   const g = groupSize<T>(N, (padded ? xpImg : 0) + yImg);
-  const xp = padded ? heap.alloc(<usize>g * xpImg * sizeof<T>()) : 0;
+  const xp = padded ? scratch(<usize>g * xpImg * sizeof<T>()) : 0;
   if (padded) memory.fill(xp, 0, <usize>g * xpImg * sizeof<T>()); // borders stay zero
-  const tmp = g > 1 ? heap.alloc(<usize>g * yImg * sizeof<T>()) : 0;
-  const pix = heap.alloc(<usize>g * P * 4), tap = heap.alloc(<usize>CKK * 4);
+  const tmp = g > 1 ? scratch(<usize>g * yImg * sizeof<T>()) : 0;
+  const pix = scratch(<usize>g * P * 4), tap = scratch(<usize>CKK * 4);
   fillOffsets(pix, tap, g, C, Hp, Wp, KH, KW, OH, OW, sh, sw, dh, dw);
   for (let n0 = 0; n0 < N; n0 += g) {
     const gn = min(g, N - n0);
@@ -751,10 +751,10 @@ export function conv2d<T>(x: usize, w: usize, y: usize, N: i32, C: i32, H: i32, 
     gemm<T>(O, <i32>ld, CKK, w, <usize>CKK, 1, 0, 0, 0, gn == 1 ? yg : tmp, ld, false);
     if (gn > 1) interleave<T>(yg, tmp, gn, O, P, false);
   }
-  if (xp) heap.free(xp);
-  if (tmp) heap.free(tmp);
-  heap.free(pix);
-  heap.free(tap);
+  if (xp) unscratch(xp);
+  if (tmp) unscratch(tmp);
+  unscratch(pix);
+  unscratch(tap);
 }
 
 export function conv2dGradInput<T>(dy: usize, w: usize, dx: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32,
@@ -767,7 +767,7 @@ export function conv2dGradInput<T>(dy: usize, w: usize, dx: usize, N: i32, C: i3
     // With stride 1 the input gradient is a plain convolution of dy with the filter transposed
     // (O <-> C) and flipped, padded by (K-1)*dilation - pad: that reuses the fused forward path.
     // Its GEMM has only C rows, so few input channels keep the col2im route below.
-    const wf = heap.alloc(<usize>O * <usize>CKK * sizeof<T>());
+    const wf = scratch(<usize>O * <usize>CKK * sizeof<T>());
     const khw = KH * KW;
     for (let o = 0; o < O; o++) {
       for (let c = 0; c < C; c++) {
@@ -777,7 +777,7 @@ export function conv2dGradInput<T>(dy: usize, w: usize, dx: usize, N: i32, C: i3
       }
     }
     conv2d<T>(dy, wf, dx, N, O, OH, OW, C, KH, KW, H, W, 1, 1, fph, fpw, dh, dw);
-    heap.free(wf);
+    unscratch(wf);
     return;
   }
   memory.fill(dx, 0, <usize>N * xImg * sizeof<T>());
@@ -788,8 +788,8 @@ export function conv2dGradInput<T>(dy: usize, w: usize, dx: usize, N: i32, C: i3
     return;
   }
   const g = groupSize<T>(N, <usize>CKK * P, COL_BUDGET);
-  const dcol = heap.alloc(<usize>CKK * <usize>g * P * sizeof<T>());
-  const dyg = g > 1 ? heap.alloc(<usize>O * <usize>g * P * sizeof<T>()) : 0;
+  const dcol = scratch(<usize>CKK * <usize>g * P * sizeof<T>());
+  const dyg = g > 1 ? scratch(<usize>O * <usize>g * P * sizeof<T>()) : 0;
   for (let n0 = 0; n0 < N; n0 += g) {
     const gn = min(g, N - n0);
     const ld = <usize>gn * P;
@@ -799,8 +799,8 @@ export function conv2dGradInput<T>(dy: usize, w: usize, dx: usize, N: i32, C: i3
     gemm<T>(CKK, <i32>ld, O, w, 1, <usize>CKK, bsrc, ld, 1, dcol, ld, false);
     col2im<T>(dcol, at<T>(dx, <usize>n0 * xImg), gn, C, H, W, KH, KW, OH, OW, sh, sw, ph, pw, dh, dw);
   }
-  heap.free(dcol);
-  if (dyg) heap.free(dyg);
+  unscratch(dcol);
+  if (dyg) unscratch(dyg);
 }
 
 export function conv2dGradFilter<T>(x: usize, dy: usize, dw_: usize, N: i32, C: i32, H: i32, W: i32, O: i32, KH: i32,
@@ -827,10 +827,10 @@ export function conv2dGradFilter<T>(x: usize, dy: usize, dw_: usize, N: i32, C: 
   const padded = ph > 0 || pw > 0;
   const Hp = H + 2 * ph, Wp = W + 2 * pw, xpImg = <usize>C * <usize>Hp * <usize>Wp;
   const g = groupSize<T>(N, (padded ? xpImg : 0) + yImg);
-  const xp = padded ? heap.alloc(<usize>g * xpImg * sizeof<T>()) : 0;
+  const xp = padded ? scratch(<usize>g * xpImg * sizeof<T>()) : 0;
   if (padded) memory.fill(xp, 0, <usize>g * xpImg * sizeof<T>());
-  const dyg = g > 1 ? heap.alloc(<usize>g * yImg * sizeof<T>()) : 0;
-  const pix = heap.alloc(<usize>g * P * 4), tap = heap.alloc(<usize>CKK * 4);
+  const dyg = g > 1 ? scratch(<usize>g * yImg * sizeof<T>()) : 0;
+  const pix = scratch(<usize>g * P * 4), tap = scratch(<usize>CKK * 4);
   fillOffsets(pix, tap, g, C, Hp, Wp, KH, KW, OH, OW, sh, sw, dh, dw);
   for (let n0 = 0; n0 < N; n0 += g) {
     const gn = min(g, N - n0);
@@ -842,8 +842,8 @@ export function conv2dGradFilter<T>(x: usize, dy: usize, dw_: usize, N: i32, C: 
     setVirtualB(BV_CONV_T, padded ? xp : xg, pix, tap);
     gemm<T>(O, CKK, <i32>ld, asrc, ld, 1, 0, 0, 0, dw_, <usize>CKK, n0 > 0);
   }
-  if (xp) heap.free(xp);
-  if (dyg) heap.free(dyg);
-  heap.free(pix);
-  heap.free(tap);
+  if (xp) unscratch(xp);
+  if (dyg) unscratch(dyg);
+  unscratch(pix);
+  unscratch(tap);
 }

@@ -7,6 +7,7 @@ import { reduce, reduceInto } from './reduce';
 import { gemm, gemmSerial, matmulBatched, matmulRange, setVirtualB, setPackBuffers, PACK_BYTES } from './matmul';
 import { conv2d, conv2dGradInput, conv2dGradFilter, directRange, setWT, winogradGradPhase, winogradPhase } from './conv';
 import { setIdx } from './common';
+export { releaseScratch, scratchRequest } from './common';
 import { JOB_SHAPE, JOB_STRIDES, J_BINARY, J_DIRECT, J_GEMM, J_MATMUL, J_REDUCE, J_UNARY, J_WINO, J_WINO_DW, J_POOL, J_COPY, jobArg, slot } from './parallel';
 
 export { setThreads } from './parallel';
