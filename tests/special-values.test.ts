@@ -89,10 +89,10 @@ const BINARY: [string, number, number, number][] = [
   ['mul', 0, Inf, NaN_], ['mul', Inf, 0, NaN_], ['mul', -1, Inf, -Inf], ['mul', NaN_, 2, NaN_], ['mul', 2, NaN_, NaN_],
   ['div', 1, 0, Inf], ['div', -1, 0, -Inf], ['div', 1, -0, -Inf], ['div', 0, 0, NaN_], ['div', Inf, Inf, NaN_],
   ['div', 1, Inf, 0], ['div', NaN_, 1, NaN_], ['div', 1, NaN_, NaN_],
-  // pow is Math.pow: note 1^NaN and 1^Inf are NaN there (C's powf gives 1), x^0 is 1 even for NaN x.
+  // pow is IEEE 754's (C's, PyTorch's): 1^y is 1 even for NaN y, (-1)^(+-Inf) is 1, x^0 is 1 even for NaN x.
   ['pow', 0, -1, Inf], ['pow', -0, -1, -Inf], ['pow', -0, -2, Inf], ['pow', -0, 3, -0], ['pow', 0, 0, 1], ['pow', NaN_, 0, 1],
   ['pow', -8, 1 / 3, NaN_], ['pow', -2, 3, -8], ['pow', -2, 2, 4], ['pow', -2, -1, -0.5], ['pow', 2, 10, 1024], ['pow', 4, 0.5, 2],
-  ['pow', 1, NaN_, NaN_], ['pow', 1, Inf, NaN_], ['pow', -1, -Inf, NaN_], ['pow', 2, Inf, Inf], ['pow', 0.5, Inf, 0],
+  ['pow', 1, NaN_, 1], ['pow', 1, Inf, 1], ['pow', 1, -Inf, 1], ['pow', -1, -Inf, 1], ['pow', -1, Inf, 1], ['pow', -1, NaN_, NaN_], ['pow', 2, Inf, Inf], ['pow', 0.5, Inf, 0],
   ['pow', 2, -Inf, 0], ['pow', 0.5, -Inf, Inf], ['pow', Inf, -1, 0], ['pow', Inf, 0.5, Inf], ['pow', -Inf, 3, -Inf],
   ['pow', -Inf, 2, Inf], ['pow', -Inf, -3, -0], ['pow', -Inf, -2, 0], ['pow', -Inf, 0.5, Inf], ['pow', NaN_, 1, NaN_],
   ['pow', 2, NaN_, NaN_], ['pow', 10, 400, Inf], ['pow', 10, -400, 0], ['pow', -10, 401, -Inf], ['pow', -10, 400, Inf],
@@ -164,6 +164,34 @@ describe('special values: every backend as JavaScript Math / PyTorch', () => {
         const col = values.flatMap((v) => [v, 1]);
         const got = await runKernel(b, t.dtype, 'max', [{ shape: [n, 2], values: col }], [1, 2], { axes: [0] });
         if (!same(got[0], wantMax)) bad.push(`max over axis 0 of [${n}, 2] = ${show(got[0])}, expected ${show(wantMax)}`);
+      }
+      expect(bad).toEqual([]);
+    });
+
+    it(`${t.name}: max pooling propagates NaN from any position of its window, and routes the gradient to it`, async (ctx) => {
+      const b = t.name.startsWith('webgpu') ? needGpu(ctx) : t.backend()!;
+      const bad: string[] = [];
+      // A [1, 1, 4, 16] image: 2x2 windows at stride 2 (the SIMD path on WASM for 8 windows a row),
+      // and 3x3 windows at stride 1 with padding 1 (the general path). One NaN at a time.
+      for (const [kernel, stride, pad, OH, OW] of [[2, 2, 0, 2, 8], [3, 1, 1, 4, 16]]) {
+        const attrs = { kernel: [kernel, kernel], stride: [stride, stride], pad: [pad, pad] };
+        for (const at of [0, 1, 16, 17, 35, 63]) {
+          const x = Array.from({ length: 64 }, (_, i) => (i === at ? NaN_ : (i * 7) % 11));
+          const h = Math.floor(at / 16), w = at % 16;
+          const y = await runKernel(b, t.dtype, 'maxPool2d', [{ shape: [1, 1, 4, 16], values: x }], [1, 1, OH, OW], attrs);
+          const dx = await runKernel(b, t.dtype, 'maxPool2dGrad', [{ shape: [1, 1, 4, 16], values: x }, { shape: [1, 1, OH, OW], values: Array(OH * OW).fill(1) }], [1, 1, 4, 16], attrs);
+          for (let i = 0; i < OH; i++) {
+            for (let j = 0; j < OW; j++) {
+              const h0 = i * stride - pad, w0 = j * stride - pad;
+              const inside = h >= h0 && h < h0 + kernel && w >= w0 && w < w0 + kernel;
+              if (inside !== Number.isNaN(y[i * OW + j])) bad.push(`${kernel}x${kernel} window (${i}, ${j}), NaN at ${at}: got ${show(y[i * OW + j])}`);
+            }
+          }
+          // Every window holding the NaN sends its gradient to it.
+          const windows = Array.from({ length: OH * OW }, (_, o) => [Math.floor(o / OW) * stride - pad, (o % OW) * stride - pad])
+            .filter(([h0, w0]) => h >= h0 && h < h0 + kernel && w >= w0 && w < w0 + kernel).length;
+          if (dx[at] !== windows) bad.push(`${kernel}x${kernel}: gradient at the NaN ${at} = ${dx[at]}, expected ${windows}`);
+        }
       }
       expect(bad).toEqual([]);
     });

@@ -13,7 +13,7 @@ class RefStorage implements Storage {
 const arr = (t: TensorInfo): TypedArray => (t.storage as RefStorage).data;
 
 // Special values follow JavaScript's Math (IEEE 754), which is PyTorch's behaviour too: log(0) = -Inf,
-// log(x < 0) = sqrt(x < 0) = NaN, pow as Math.pow, and NaN propagates through relu, sign, maximum,
+// log(x < 0) = sqrt(x < 0) = NaN, pow as C's (1^NaN = 1), and NaN propagates through relu, sign, maximum,
 // minimum (in either operand) and the max reduction. Every backend matches these exactly
 // (tests/special-values.test.ts); comparisons with NaN are false (notEqual true), where(NaN, a, b) = a.
 
@@ -37,7 +37,9 @@ export const binaryFns: Record<string, (a: number, b: number) => number> = {
   sub: (a, b) => a - b,
   mul: (a, b) => a * b,
   div: (a, b) => a / b,
-  pow: Math.pow,
+  // Math.pow, except that 1^y = 1 and (-1)^(+-Inf) = 1 as IEEE 754's pow, C and PyTorch define them
+  // (Math.pow gives NaN there).
+  pow: (a, b) => (a === 1 || (a === -1 && Math.abs(b) === Infinity) ? 1 : Math.pow(a, b)),
   // NaN if either is NaN; max(-0, +0) = +0 and min(-0, +0) = -0 (IEEE 754-2019 maximum/minimum, what
   // WebAssembly's f32.max/f32x4.max compute).
   maximum: Math.max,
@@ -223,8 +225,10 @@ function makeKernels(alloc: (dtype: DType, size: number) => RefStorage): Record<
       f((nc * OH + i) * OW + j, taps);
     }
   };
-  // The first maximum in row-major window order wins ties.
-  const argmax = (xs: TypedArray, taps: number[]) => taps.reduce((best, t) => (xs[t] > xs[best] ? t : best), taps[0]);
+  // The first maximum in row-major window order wins ties; the first NaN wins over everything (NaN
+  // propagates, as in PyTorch).
+  const argmax = (xs: TypedArray, taps: number[]) =>
+    taps.reduce((best, t) => (xs[t] > xs[best] || (Number.isNaN(xs[t]) && !Number.isNaN(xs[best])) ? t : best), taps[0]);
   k.maxPool2d = ([x], g, o) => accumulate(o, (acc) => {
     const xs = arr(x);
     windows(x.shape, o.shape, g, (yi, taps) => { acc[yi] = xs[argmax(xs, taps)]; });

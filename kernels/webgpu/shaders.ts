@@ -184,9 +184,10 @@ const MATH_LIB: Record<string, string> = {
   let g = twoProd_(f, 0.6931471824645996);
   return ldexp_(expCore_(g.x, g.y + f * -1.9046542121259336e-9), i32(n));
 }`,
-  // Math.pow, special values included (a NaN exponent gives NaN, 1^Inf is NaN, signed zeros, odd
-  // integer exponents of negative bases).
+  // IEEE 754's pow, special values included (1^y = 1 even for a NaN y, (-1)^(+-Inf) = 1, otherwise a
+  // NaN exponent gives NaN; signed zeros, odd integer exponents of negative bases).
   pow_: `fn pow_(a: f32, b: f32) -> f32 {
+  if (bitcast<u32>(a) == 0x3f800000u) { return 1.0; }
   if (isnan_(b)) { return b; }
   if (iszero_(b)) { return 1.0; }
   if (isnan_(a)) { return a; }
@@ -194,7 +195,7 @@ const MATH_LIB: Record<string, string> = {
   let aa = abs_(a);
   let neg = ua >= 0x80000000u;
   if (isinf_(b)) {
-    if (aa == 1.0) { return nan(); }
+    if (aa == 1.0) { return 1.0; }
     return select(0.0, inf(), (aa > 1.0) == (bitcast<u32>(b) < 0x80000000u));
   }
   let whole = floor(b) == b;
@@ -682,14 +683,15 @@ fn covering(h: u32, pad: i32, k: u32, s: u32, outSize: u32) -> vec2<i32> {
 `;
 
 const POOL_ARGMAX = /* wgsl */ `
-// Flat input index of the first maximum (row-major window order) of output o's window; -1 if the
-// window holds no input (padding only).
+// Flat input index of the first maximum (row-major window order) of output o's window, or of its
+// first NaN (NaN propagates, as in PyTorch); -1 if the window holds no input (padding only).
 fn argmaxAt(o: u32) -> i32 {
   let g = pool();
   let oj = o % g.OW; let t = o / g.OW;
   let oi = t % g.OH; let nc = t / g.OH;
   var best = -1;
   var bv = 0.0;
+  var bnan = false;
   for (var p = 0u; p < g.KH; p = p + 1u) {
     let h = i32(oi * g.sh + p) - g.ph;
     if (h < 0 || h >= i32(g.H)) { continue; }
@@ -698,7 +700,8 @@ fn argmaxAt(o: u32) -> i32 {
       if (w < 0 || w >= i32(g.W)) { continue; }
       let at = i32((nc * g.H + u32(h)) * g.W + u32(w));
       let v = X[at];
-      if (best < 0 || v > bv) { best = at; bv = v; }
+      let vnan = (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+      if (best < 0 || (!bnan && (vnan || v > bv))) { best = at; bv = v; bnan = vnan; }
     }
   }
   return best;

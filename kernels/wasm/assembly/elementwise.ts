@@ -139,7 +139,11 @@ export function unarySerial<T>(op: i32, x: usize, y: usize, n: usize): void {
   if (op == SUB) return a - b;
   if (op == MUL) return a * b;
   if (op == DIV) return a / b;
-  if (op == POW) return sizeof<T>() == 4 ? <T>Mathf.pow(<f32>a, <f32>b) : <T>Math.pow(<f64>a, <f64>b);
+  if (op == POW) {
+    // 1^y = 1 and (-1)^(+-Inf) = 1, as IEEE 754's pow, C and PyTorch (and the reference) define them.
+    if (a == <T>1 || (a == <T>-1 && abs<T>(b) == <T>Infinity)) return <T>1;
+    return sizeof<T>() == 4 ? <T>Mathf.pow(<f32>a, <f32>b) : <T>Math.pow(<f64>a, <f64>b);
+  }
   // f32.max / f32.min: NaN if either is NaN, max(-0, +0) = +0 (Math.max, like the reference).
   if (op == MAXIMUM) return max<T>(a, b);
   if (op == MINIMUM) return min<T>(a, b);

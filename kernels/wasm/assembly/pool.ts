@@ -6,18 +6,29 @@
 // Padding positions are never taps; a window with no taps gives NaN (the reference reads
 // xs[undefined] there). Averages divide by the full kh*kw, accumulating in f64.
 
-import { at, lanes } from './common';
+import { at, lanes, scratch, unscratch } from './common';
 import { J_POOL, jobsFor, partLo, runJobs, setArg, ways } from './parallel';
 
 /** bounds[2i], bounds[2i+1] = clipped [start, end) of window i along one axis. */
 function windowBounds(n: i32, size: i32, k: i32, s: i32, p: i32): usize {
-  const t = heap.alloc(<usize>max(n, 1) << 3);
+  const t = scratch(<usize>max(n, 1) << 3);
   for (let i = 0; i < n; i++) {
     const st = i * s - p;
     store<i32>(t + (<usize>i << 3), max(st, 0));
     store<i32>(t + (<usize>i << 3) + 4, min(st + k, size));
   }
   return t;
+}
+
+// A tap takes over the window when it is greater than the best so far, or NaN where the best is not
+// (the first NaN wins: NaN propagates, as in PyTorch).
+// @ts-ignore: decorator
+@inline function takes32(v: v128, best: v128): v128 {
+  return v128.or(f32x4.gt(v, best), v128.and(f32x4.ne(v, v), f32x4.eq(best, best)));
+}
+// @ts-ignore: decorator
+@inline function takes64(v: v128, best: v128): v128 {
+  return v128.or(f64x2.gt(v, best), v128.and(f64x2.ne(v, v), f64x2.eq(best, best)));
 }
 
 /**
@@ -33,33 +44,33 @@ function windowBounds(n: i32, size: i32, k: i32, s: i32, p: i32): usize {
     let best = i32x4.shuffle(a0, a1, 0, 2, 4, 6);
     let off = i32x4.splat(0);
     let v = i32x4.shuffle(a0, a1, 1, 3, 5, 7);
-    let m = f32x4.gt(v, best);
+    let m = takes32(v, best);
     best = v128.bitselect(v, best, m); off = v128.bitselect(i32x4.splat(1), off, m);
     v = i32x4.shuffle(b0, b1, 0, 2, 4, 6);
-    m = f32x4.gt(v, best);
+    m = takes32(v, best);
     best = v128.bitselect(v, best, m); off = v128.bitselect(i32x4.splat(W), off, m);
     v = i32x4.shuffle(b0, b1, 1, 3, 5, 7);
-    m = f32x4.gt(v, best);
+    m = takes32(v, best);
     off = v128.bitselect(i32x4.splat(W + 1), off, m);
     v128.store(o, i32x4.add(off, i32x4.add(i32x4.splat(base), i32x4(0, 2, 4, 6))));
   } else {
     let best = i64x2.shuffle(a0, a1, 0, 2);
     let off = i64x2.splat(0);
     let v = i64x2.shuffle(a0, a1, 1, 3);
-    let m = f64x2.gt(v, best);
+    let m = takes64(v, best);
     best = v128.bitselect(v, best, m); off = v128.bitselect(i64x2.splat(1), off, m);
     v = i64x2.shuffle(b0, b1, 0, 2);
-    m = f64x2.gt(v, best);
+    m = takes64(v, best);
     best = v128.bitselect(v, best, m); off = v128.bitselect(i64x2.splat(<i64>W), off, m);
     v = i64x2.shuffle(b0, b1, 1, 3);
-    m = f64x2.gt(v, best);
+    m = takes64(v, best);
     off = v128.bitselect(i64x2.splat(<i64>(W + 1)), off, m);
     store<i32>(o, base + <i32>i64x2.extract_lane(off, 0));
     store<i32>(o, base + 2 + <i32>i64x2.extract_lane(off, 1), 4);
   }
 }
 
-/** idx[o] = plane-major index of the argmax of window o, or -1 for an empty window. */
+/** idx[o] = plane-major index of the argmax (first maximum, or first NaN) of window o, or -1 for an empty window. */
 function argmaxAll<T>(x: usize, idx: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32, ht: usize, wt: usize,
   halving: bool): void {
   const planeSize = <usize>H * <usize>W;
@@ -90,7 +101,8 @@ function argmaxAll<T>(x: usize, idx: usize, NC: i32, H: i32, W: i32, OH: i32, OW
               const row = <i32>(plane + <usize>h * <usize>W);
               for (let w = w0; w < w1; w++) {
                 const vb = load<i32>(at<T>(x, <usize>(row + w)));
-                const gt = reinterpret<f32>(vb) > reinterpret<f32>(bits);
+                const v = reinterpret<f32>(vb), b = reinterpret<f32>(bits);
+                const gt = v > b || (v != v && b == b);
                 bits = select<i32>(vb, bits, gt);
                 best = select<i32>(row + w, best, gt);
               }
@@ -101,7 +113,8 @@ function argmaxAll<T>(x: usize, idx: usize, NC: i32, H: i32, W: i32, OH: i32, OW
               const row = <i32>(plane + <usize>h * <usize>W);
               for (let w = w0; w < w1; w++) {
                 const vb = load<i64>(at<T>(x, <usize>(row + w)));
-                const gt = reinterpret<f64>(vb) > reinterpret<f64>(bits);
+                const v = reinterpret<f64>(vb), b = reinterpret<f64>(bits);
+                const gt = v > b || (v != v && b == b);
                 bits = select<i64>(vb, bits, gt);
                 best = select<i32>(row + w, best, gt);
               }
@@ -155,7 +168,7 @@ export function maxPoolRange<T>(pass: i32, lo: i32, hi: i32, x: usize, a: usize,
 
 function maxPoolPass<T>(pass: i32, x: usize, a: usize, y: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
   kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): void {
-  const idx = heap.alloc(max<usize>(<usize>NC * <usize>OH * <usize>OW, 1) << 2);
+  const idx = scratch(max<usize>(<usize>NC * <usize>OH * <usize>OW, 1) << 2);
   const ht = windowBounds(OH, H, kh, sh, ph), wt = windowBounds(OW, W, kw, sw, pw);
   const halving = kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0;
   const parts = jobsFor(ways(<f64>NC * <f64>H * <f64>W, POOL_PAR_MIN), NC);
@@ -171,9 +184,9 @@ function maxPoolPass<T>(pass: i32, x: usize, a: usize, y: usize, NC: i32, H: i32
   } else {
     maxPoolRange<T>(pass, 0, NC, x, a, y, idx, H, W, OH, OW, ht, wt, halving);
   }
-  heap.free(ht);
-  heap.free(wt);
-  heap.free(idx);
+  unscratch(ht);
+  unscratch(wt);
+  unscratch(idx);
 }
 
 export function maxPool2d<T>(x: usize, y: usize, NC: i32, H: i32, W: i32, OH: i32, OW: i32,
@@ -241,8 +254,8 @@ export function avgPool2d<T>(x: usize, y: usize, NC: i32, H: i32, W: i32, OH: i3
   kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32): void {
   const ht = windowBounds(OH, H, kh, sh, ph), wt = windowBounds(OW, W, kw, sw, pw);
   avgAll<T>(x, y, NC, H, W, OH, OW, ht, wt, 1.0 / (<f64>kh * <f64>kw));
-  heap.free(ht);
-  heap.free(wt);
+  unscratch(ht);
+  unscratch(wt);
 }
 
 /** dx (zero-filled here) += dy / (kh*kw) over every tap of every window. */
@@ -251,6 +264,6 @@ export function avgPool2dGrad<T>(dy: usize, dx: usize, NC: i32, H: i32, W: i32, 
   memory.fill(dx, 0, <usize>NC * <usize>H * <usize>W * sizeof<T>());
   const ht = windowBounds(OH, H, kh, sh, ph), wt = windowBounds(OW, W, kw, sw, pw);
   avgGradAll<T>(dy, dx, NC, H, W, OH, OW, ht, wt, 1.0 / (<f64>kh * <f64>kw));
-  heap.free(ht);
-  heap.free(wt);
+  unscratch(ht);
+  unscratch(wt);
 }
