@@ -25,11 +25,16 @@ const ALGORITHMS = Object.fromEntries(RECIPES.flatMap((r) => Object.entries(r.al
 const CHECKPOINT = 'checkpoint.safetensors';
 const FORMAT = 'metagrad-run-1';
 
+/** The learners trained and scored on tasks (all but the memory-based ones). */
+const TASK_LEARNERS = RECIPES.filter((r) => r !== memory).flatMap((r) => Object.keys(r.algorithms));
+
 const COMMON: Record<string, FlagSpec> = {
   algorithm: { type: 'string', arg: 'NAME', choices: Object.keys(ALGORITHMS), help: 'the learner (default maml; the list above)' },
   dataset: { type: 'string', arg: 'NAME', choices: ['sine', 'omniglot'], help: 'sine (default for the MAML family) or omniglot (default for the others; the NTM\'s copy task is generated)' },
   data: { type: 'string', arg: 'DIR', help: 'folder with Omniglot\'s images_background.zip and images_evaluation.zip (and splits/vinyals/*.txt); required for omniglot' },
-  split: { type: 'string', arg: 'NAME', choices: ['vinyals', 'maml', 'background'], help: 'omniglot class split: vinyals (default), maml (1200 training characters), or background (train on images_background, test on images_evaluation, no rotations: the set-up of Lake\'s runs and Koch et al.)' },
+  split: { type: 'string', arg: 'NAME', choices: ['vinyals', 'maml', 'background', 'family-a', 'family-b'], help: 'omniglot class split: vinyals (default), maml (1200 training characters), background (train on images_background, test on images_evaluation, no rotations: the set-up of Lake\'s runs and Koch et al.), or family-a / family-b (two task families for sequential training: the first and the last 15 alphabets of images_background, unrotated, every fourth character of each alphabet held out for testing)' },
+  'also-test': { type: 'string', arg: 'NAME', choices: ['vinyals', 'maml', 'background', 'family-a', 'family-b'], for: TASK_LEARNERS, help: 'omniglot: also score the learning curve and the final evaluation on the test classes of this split (e.g. family-a while training on family-b, to measure forgetting)' },
+  'init-from': { type: 'string', arg: 'FILE', for: [...TASK_LEARNERS.filter((a) => a in mamlFamily.algorithms), 'ntm', 'mann'], help: 'start from the parameters of an earlier run\'s checkpoint, with fresh optimiser state (and learned inner rates); the NTM\'s and MANN\'s step count continues from the checkpoint\'s. Old checkpoint.json files are read with a deprecation warning' },
   ways: { type: 'int', min: 2, help: 'classes per episode (omniglot; default 5)' },
   shots: { type: 'int', min: 1, arg: 'K', help: 'support examples per class, or sine points (default 1 omniglot, 10 sine)' },
   queries: { type: 'int', min: 1, arg: 'Q', help: 'query examples per class (default 15 omniglot; sine: as shots)' },
@@ -88,6 +93,7 @@ function setup(argv: string[]): Setup | null {
   const algorithm = (f.algorithm as string | undefined) ?? 'maml';
   const recipe = RECIPES.find((r) => algorithm in r.algorithms)!;
   checkApplies(f, FLAGS, algorithm);
+  if (f['init-from'] !== undefined && !existsSync(f['init-from'] as string)) throw new UsageError(`--init-from ${f['init-from']}: no such file`);
   if (f['cache-dir'] !== undefined && f['no-cache']) throw new UsageError('--cache-dir and --no-cache contradict each other');
   if (f.threads !== undefined && f.threads !== 1 && f.backend === 'ref') throw new UsageError('--threads is for --backend wasm');
   const dataset = (f.dataset as string | undefined) ?? (recipe === mamlFamily ? 'sine' : 'omniglot');

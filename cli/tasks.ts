@@ -5,6 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Task } from '../algorithms/task.js';
 import { ClassDataset, EpisodeSampler, Omniglot, SineTasks, episodeTensors } from '../datasets/index.js';
+import type { OmniglotScheme } from '../datasets/index.js';
 import type { Config, Stream } from './recipe.js';
 import { UsageError } from './flags.js';
 import type { FlagValues } from './flags.js';
@@ -16,7 +17,9 @@ export interface TaskSources {
   curve: () => Task;
   /** Test tasks with another number of classes (--test-ways). */
   testWith?: (ways: number) => () => Task;
-  streams: { train: Stream; curve: Stream };
+  streams: { train: Stream; curve: Stream; alsoCurve?: Stream };
+  /** --also-test: the test classes of a second split, for the final evaluation and the curve. */
+  also?: { split: string; test: () => Task; curve: () => Task };
   /** Omniglot's training and test classes (for learners that sample their own batches). */
   classes?: { train: ClassDataset; test: ClassDataset };
 }
@@ -27,9 +30,9 @@ export function episodeConfig(f: FlagValues, base: Config): Config {
   const shots = (f.shots as number) ?? (sine ? 10 : 1);
   const cfg = {
     ...base, split: (f.split as string) ?? 'vinyals', ways: (f.ways as number) ?? 5, shots,
-    queries: (f.queries as number) ?? (sine ? shots : 15),
+    queries: (f.queries as number) ?? (sine ? shots : 15), ...(f['also-test'] !== undefined ? { alsoTest: f['also-test'] } : {}),
   };
-  if (sine) for (const k of ['ways', 'split', 'data']) if (f[k] !== undefined) throw new UsageError(`--${k} is for --dataset omniglot`);
+  if (sine) for (const k of ['ways', 'split', 'data', 'also-test']) if (f[k] !== undefined) throw new UsageError(`--${k} is for --dataset omniglot`);
   if (!sine) checkOmniglotFolder(f);
   return cfg;
 }
@@ -40,7 +43,7 @@ export function checkOmniglotFolder(f: FlagValues): void {
   if (!dir) throw new UsageError('--dataset omniglot needs --data DIR (the folder with images_background.zip and images_evaluation.zip)');
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--data ${dir}: no such folder`);
   const need = ['images_background.zip', 'images_evaluation.zip'];
-  if ((f.split ?? 'vinyals') === 'vinyals') need.push(...['train', 'val', 'test'].map((s) => join('splits', 'vinyals', `${s}.txt`)));
+  if ((f.split ?? 'vinyals') === 'vinyals' || f['also-test'] === 'vinyals') need.push(...['train', 'val', 'test'].map((s) => join('splits', 'vinyals', `${s}.txt`)));
   for (const n of need) if (!existsSync(join(dir, n))) throw new UsageError(`--data ${dir}: ${n} not found`);
 }
 
@@ -63,17 +66,23 @@ export function sineSources(cfg: Config): TaskSources {
 
 export function omniglotSources(cfg: Config, log: (line: string) => void): TaskSources {
   const omni = loadOmniglot(cfg, log);
-  const split = cfg.split as 'vinyals' | 'maml' | 'background';
+  const split = cfg.split as OmniglotScheme;
   const trainSet = omni.split(split === 'maml' ? 'trainval' : 'train', split), testSet = omni.split('test', split);
   const o = { ways: cfg.ways as number, shots: cfg.shots as number, queries: cfg.queries as number };
   const train = new EpisodeSampler(trainSet, { ...o, ways: (cfg.trainWays as number | undefined) ?? o.ways, seed: cfg.seed + 1 });
   const test = new EpisodeSampler(testSet, { ...o, seed: cfg.seed + 1_000_003 });
   // The curve uses the validation classes, or the test classes under another seed where the split has none.
   const curve = new EpisodeSampler(split !== 'vinyals' ? testSet : omni.split('val', split), { ...o, seed: cfg.seed + 2_000_003 });
+  // The second split's tasks are drawn with the seeds of the first's, from its own classes.
+  const alsoSplit = cfg.alsoTest as OmniglotScheme | undefined;
+  const alsoSet = alsoSplit && (alsoSplit === split ? testSet : omni.split('test', alsoSplit));
+  const alsoTest = alsoSet && new EpisodeSampler(alsoSet, { ...o, seed: cfg.seed + 1_000_003 });
+  const alsoCurve = alsoSet && new EpisodeSampler(alsoSet, { ...o, seed: cfg.seed + 2_000_003 });
   return {
     train: () => episodeTensors(train.next()), test: () => episodeTensors(test.next()), curve: () => episodeTensors(curve.next()),
     testWith: (ways) => { const s = new EpisodeSampler(testSet, { ...o, ways, seed: cfg.seed + 3_000_017 + ways }); return () => episodeTensors(s.next()); },
-    streams: { train, curve }, classes: { train: trainSet, test: testSet },
+    also: alsoTest && alsoCurve ? { split: alsoSplit!, test: () => episodeTensors(alsoTest.next()), curve: () => episodeTensors(alsoCurve.next()) } : undefined,
+    streams: { train, curve, ...(alsoCurve ? { alsoCurve } : {}) }, classes: { train: trainSet, test: testSet },
   };
 }
 

@@ -1,6 +1,6 @@
 // Datasets (Node only: they read files). Import from 'metagrad/datasets'.
 export { Omniglot, defaultCacheDir, OMNIGLOT_SHA256 } from './omniglot.js';
-export type { OmniglotOptions, OmniglotSplit } from './omniglot.js';
+export type { OmniglotOptions, OmniglotScheme, OmniglotSplit } from './omniglot.js';
 export { EpisodeSampler, BatchSampler, episodeTensors } from './sampler.js';
 export type { ClassDataset, Episode, EpisodeOptions } from './sampler.js';
 export { SineTasks, sineCurve } from './sine.js';

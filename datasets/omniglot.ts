@@ -31,6 +31,8 @@ export interface OmniglotOptions {
 }
 
 export type OmniglotSplit = 'train' | 'val' | 'trainval' | 'test';
+/** How the characters are divided into splits (see Omniglot.split). */
+export type OmniglotScheme = 'vinyals' | 'maml' | 'background' | 'family-a' | 'family-b';
 const ZIPS = ['images_background.zip', 'images_evaluation.zip'];
 const DRAWERS = 20;
 /** Bumped whenever the cache layout or the decoding changes: it is part of the magic, the file name and the key. */
@@ -204,8 +206,11 @@ export class Omniglot {
    * other 423 for testing, chosen by a seeded shuffle, x4 rotations. 'background' is Lake's own
    * division, unrotated: the 964 images_background characters for training (train or trainval),
    * the 659 images_evaluation characters for testing (Lake's 20-way runs come from the latter).
+   * 'family-a' and 'family-b' are two task families for sequential meta-training: the first and the
+   * last 15 of images_background's 30 alphabets (in name order), unrotated; in each alphabet every
+   * fourth character (the 4th, 8th, ...) is held out for testing, the others train.
    */
-  split(split: OmniglotSplit, scheme: 'vinyals' | 'maml' | 'background' = 'vinyals', seed = 1): ClassDataset {
+  split(split: OmniglotSplit, scheme: OmniglotScheme = 'vinyals', seed = 1): ClassDataset {
     const index = new Map(this.characters.map((c, i) => [c, i]));
     let classes: [number, number][];
     if (scheme === 'vinyals') {
@@ -229,6 +234,20 @@ export class Omniglot {
       if (split === 'val') throw new Error("Omniglot: the 'background' scheme has no validation split (use 'train' or 'test')");
       const [lo, hi] = split === 'test' ? [this.backgroundCount, this.characters.length] : [0, this.backgroundCount];
       classes = Array.from({ length: hi - lo }, (_, i) => [lo + i, 0] as [number, number]);
+    } else if (scheme === 'family-a' || scheme === 'family-b') {
+      if (split === 'val') throw new Error(`Omniglot: the '${scheme}' scheme has no validation split (use 'train' or 'test')`);
+      const alphabetOf = (c: number) => this.characters[c].split('/')[0];
+      const alphabets = [...new Set(this.characters.slice(0, this.backgroundCount).map((_, c) => alphabetOf(c)))].sort();
+      const half = new Set(scheme === 'family-a' ? alphabets.slice(0, alphabets.length >> 1) : alphabets.slice(alphabets.length >> 1));
+      const within = new Map<string, number>();
+      classes = [];
+      for (let c = 0; c < this.backgroundCount; c++) {
+        const a = alphabetOf(c);
+        if (!half.has(a)) continue;
+        const k = within.get(a) ?? 0;
+        within.set(a, k + 1);
+        if ((k % 4 === 3) === (split === 'test')) classes.push([c, 0]);
+      }
     } else {
       if (split === 'val') throw new Error("Omniglot: the 'maml' scheme has no validation split (use 'trainval' or 'test')");
       const order = new Random(seed).shuffle(this.characters.map((_, i) => i));

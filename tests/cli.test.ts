@@ -166,6 +166,10 @@ describe('CLI', () => {
       [['--algorithm', 'mann'], /--dataset omniglot needs --data DIR/],
       [['--algorithm', 'mann', '--data', OMNIGLOT, '--key-strength', '0'], /--key-strength must be a positive number or 'off', got '0'/],
       [['--algorithm', 'ntm', '--init-from', join(empty, 'x.json')], /--init-from .*x\.json: no such file/],
+      [['--init-from', join(empty, 'x.safetensors')], /--init-from .*x\.safetensors: no such file/],
+      [['--also-test', 'family-a'], /--also-test is for --dataset omniglot/],
+      [['--algorithm', 'ntm', '--also-test', 'family-a'], /--also-test is for --algorithm maml, .*, not ntm/],
+      [['--algorithm', 'protonet', '--init-from', file], /--init-from is for --algorithm maml, .*, not protonet/],
       [['--key-strength', '2'], /--key-strength is for --algorithm mann, not maml/],
       [['--cg-steps', '3'], /--cg-steps is for --algorithm imaml, not maml/],
       [['--hessian-probes', '2'], /--hessian-probes needs --hessian-reg/],
@@ -254,6 +258,28 @@ describe('CLI', () => {
     expect(report(out).config).toMatchObject({ downsample: 'stride' });
     expect(checkpoint(out).tensors['params.head.w'].shape).toEqual([5, 64]);   // stored [out, in]: 64 averaged features
   }, 120_000);
+
+  it('two task families in sequence: --split family-b --init-from the family-a run, scored on both with --also-test', () => {
+    const a = tmp('family-a'), b = tmp('family-b');
+    const common = ['--dataset', 'omniglot', '--data', OMNIGLOT, '--downsample', 'stride', '--meta-batch', '2', '--queries', '2', '--eval-tasks', '3'];
+    let r = cli(...common, '--split', 'family-a', '--iterations', '2', '--out', a, '--force');
+    expect(r.status, r.stderr).toBe(0);
+    // A meta step of 1e-9 leaves the parameters where --init-from put them (to 1e-8).
+    r = cli(...common, '--split', 'family-b', '--also-test', 'family-a', '--init-from', join(a, 'checkpoint.safetensors'), '--iterations', '2',
+      '--meta-lr', '1e-9', '--eval-every', '1', '--out', b, '--force');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/after 3 steps, on family-a's test classes: accuracy/);
+    const rep = report(b);
+    expect(rep.config).toMatchObject({ split: 'family-b', alsoTest: 'family-a', initFrom: join(a, 'checkpoint.safetensors') });
+    expect(rep.eval_3_steps.accuracy.n).toBe(3);
+    expect(rep.eval_3_steps_also.accuracy.n).toBe(3);
+    expect(rep.curve.filter((p: any) => p.heldOut).map((p: any) => p.heldOutAlso.n)).toEqual([100, 100]);
+    const pa = checkpoint(a).tensors, pb = checkpoint(b).tensors;
+    for (const k of Object.keys(pa).filter((n) => n.startsWith('params.'))) {
+      const x = pa[k].data, y = pb[k].data;
+      expect(Math.max(...Array.from(x, (v: number, i: number) => Math.abs(v - y[i]))), k).toBeLessThan(1e-8);
+    }
+  }, 170_000);
 
   it('protonet on Omniglot scores the same model on 5-way and, with --test-ways, 10-way tasks; --meta-lr-halve-every is recorded', () => {
     const out = tmp('proto');

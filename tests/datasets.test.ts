@@ -89,6 +89,22 @@ describe('Omniglot', () => {
     expect([omni.split('trainval', 'maml').numClasses, omni.split('test', 'maml').numClasses]).toEqual([4800, 1692]);
   });
 
+  it('the two task families: the halves of images_background\'s alphabets, a quarter of each alphabet\'s characters held out', () => {
+    const chars = (s: ReturnType<Omniglot['split']>) => Array.from({ length: s.numClasses }, (_, k) => s.className(k));
+    const alphabets = (names: string[]) => new Set(names.map((n) => n.split('/')[0]));
+    const [aTrain, aTest, bTrain, bTest] = (['family-a', 'family-b'] as const).flatMap((f) => [chars(omni.split('train', f)), chars(omni.split('test', f))]);
+    for (const n of [...aTrain, ...aTest, ...bTrain, ...bTest]) expect(n).toMatch(/\/rot000$/);
+    const all = [...aTrain, ...aTest, ...bTrain, ...bTest];
+    expect(new Set(all).size).toBe(all.length);                 // no character twice
+    expect(all.length).toBe(964);                               // all of images_background
+    expect(alphabets([...aTrain, ...aTest]).size).toBe(15);
+    expect(alphabets([...bTrain, ...bTest]).size).toBe(15);
+    expect([...alphabets([...aTrain, ...aTest])].filter((x) => alphabets(bTrain).has(x))).toEqual([]);
+    expect(alphabets(aTest)).toEqual(alphabets(aTrain));         // held-out characters of the same alphabets
+    expect(aTest.length / (aTrain.length + aTest.length)).toBeCloseTo(0.25, 1);
+    expect(() => omni.split('val', 'family-a')).toThrow("Omniglot: the 'family-a' scheme has no validation split (use 'train' or 'test')");
+  });
+
   it('splits share no character', () => {
     const chars = (s: ReturnType<Omniglot['split']>) => new Set(Array.from({ length: s.numClasses }, (_, k) => s.className(k).replace(/\/rot\d+$/, '')));
     for (const scheme of ['vinyals', 'maml'] as const) {

@@ -15,6 +15,7 @@ import { UsageError } from '../flags.js';
 import { linePlot } from '../plot.js';
 import type { Config, Recipe } from '../recipe.js';
 import { episodeConfig, taskSources } from '../tasks.js';
+import { startFrom } from '../init-from.js';
 import { evaluationConfig, taskRun } from './task-run.js';
 
 const ALGORITHMS = {
@@ -56,6 +57,7 @@ export const mamlFamily: Recipe = {
       // What Reptile's inner loop trains on in meta-training (recorded: it changed once).
       ...(base.algorithm === 'reptile' ? { reptileInnerData: 'support+query', innerBatch: (f['inner-batch'] as number) ?? 0 } : {}),
     };
+    if (f['init-from'] !== undefined) cfg = { ...cfg, initFrom: f['init-from'] };
     if (f['pcgrad-groups'] !== undefined) {
       if ((f['pcgrad-groups'] as number) > (cfg.metaBatch as number)) throw new UsageError(`--pcgrad-groups ${f['pcgrad-groups']} is more than the ${cfg.metaBatch} tasks of a meta-batch`);
       cfg = { ...cfg, pcgradGroups: f['pcgrad-groups'] };
@@ -93,6 +95,8 @@ export const mamlFamily: Recipe = {
       params = nn.initConv4(rng, { ways: cfg.ways as number, downsample });
       model = (p, x) => nn.conv4(p, x, { downsample });
     }
+    // --init-from: training starts at step 0 from the earlier run's parameters (e.g. on a second task family).
+    if (cfg.initFrom) params = (await startFrom(cfg, params)).params;
     const common = { model, loss: sine ? regressionLoss : classificationLoss, params, innerLr: cfg.innerLr as number, innerSteps: cfg.innerSteps as number, testInnerSteps: cfg.testSteps as number };
     const iterations = cfg.iterations;
     const innerRng = new Random(cfg.seed + 4_000_037);

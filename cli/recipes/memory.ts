@@ -2,22 +2,20 @@
 // LRU MANN on Omniglot label-delay episodes (Santoro et al. 2016), each trained by a SequenceTrainer
 // (Adam, element-wise gradient clipping).
 
-import { existsSync } from 'node:fs';
 import { DEFAULT_KEY_STRENGTH, accuracyByInstance, initMANN, mann, mannLoss } from '../../algorithms/mann.js';
 import { NTMTrace, SequenceTrainer, copyLoss, initNTM, ntm } from '../../algorithms/ntm.js';
 import { Summary, formatSummary, summarize } from '../../algorithms/task.js';
 import { CopyBatch, CopyTask, LabelDelayEpisodes, copyTensors, labelDelayInput } from '../../datasets/index.js';
-import { loadCheckpoint } from '../../engine/checkpoint.js';
 import { argMax, slice } from '../../engine/ops.js';
 import * as optim from '../../engine/optim.js';
-import { treeLeaves, treePaths, treeUnflatten } from '../../engine/pytree.js';
 import { Random } from '../../engine/random.js';
-import { keep, tidy } from '../../engine/runtime.js';
+import { tidy } from '../../engine/runtime.js';
 import type { Tensor } from '../../engine/tensor.js';
 import { UsageError } from '../flags.js';
 import type { FlagValues } from '../flags.js';
 import type { Config, Recipe, Run } from '../recipe.js';
 import { checkOmniglotFolder, loadOmniglot } from '../tasks.js';
+import { startFrom } from '../init-from.js';
 
 const ALGORITHMS = {
   ntm: 'Neural Turing Machine on the copy task (8-bit vectors, lengths 1..20)',
@@ -32,13 +30,11 @@ export const memory: Recipe = {
     'image-size': { type: 'int', min: 4, max: 105, arg: 'S', for: ['mann'], help: 'Omniglot images resized to S x S (default 20, as in the paper)' },
     'key-strength': { type: 'string', arg: 'B', for: ['mann'], help: `initial value of each read head's learned key strength (default ${DEFAULT_KEY_STRENGTH}), or 'off' for none (beta = 1, Santoro et al.'s equation)` },
     'write-key': { type: 'bool', for: ['mann'], help: 'write the read key itself, as in Santoro et al.\'s equation, instead of a separate add vector' },
-    'init-from': { type: 'string', arg: 'FILE', for: ['ntm', 'mann'], help: 'start from the parameters of an earlier run\'s checkpoint (fresh optimiser state; the step count continues from the checkpoint\'s). Old checkpoint.json files are read with a deprecation warning' },
   },
   configure(f, base) {
     for (const k of ['shots', 'queries', 'split', 'test-ways', 'lake-runs', 'meta-lr-halve-every']) {
       if (f[k] !== undefined) throw new UsageError(`--${k} is not for --algorithm ${base.algorithm}`);
     }
-    if (f['init-from'] !== undefined && !existsSync(f['init-from'] as string)) throw new UsageError(`--init-from ${f['init-from']}: no such file`);
     const common = {
       metaBatch: (f['meta-batch'] as number) ?? 16, metaLr: (f['meta-lr'] as number) ?? 1e-3, clip: (f.clip as number) ?? 10,
       iterations: (f.iterations as number) ?? 100_000, minutes: (f.minutes as number) ?? 20, initFrom: (f['init-from'] as string) ?? null,
@@ -66,26 +62,6 @@ function keyStrength(f: FlagValues): number | false {
   const b = Number(v);
   if (!(Number.isFinite(b) && b > 0)) throw new UsageError(`--key-strength must be a positive number or 'off', got '${v}'`);
   return b;
-}
-
-/** Fresh parameters, or those of --init-from (then also the step it had reached). */
-async function startFrom<P>(cfg: Config, fresh: P): Promise<{ params: P; start: number }> {
-  const file = cfg.initFrom as string | null;
-  if (!file) return { params: fresh, start: 0 };
-  const { tensors, metadata } = await loadCheckpoint(file);
-  // Old JSON checkpoints name the parameters by their paths; ours prefix them with 'params.'.
-  const prefix = metadata.legacyFormat ? '' : 'params.';
-  const leaves = treeLeaves(fresh), paths = treePaths(fresh);
-  const loaded = paths.map((p, i) => {
-    const t = tensors[prefix + p];
-    if (!t) throw new Error(`${file}: has no tensor '${prefix + p}'`);
-    if (t.shape.join() !== leaves[i].shape.join()) throw new Error(`${file}: '${prefix + p}' has shape [${t.shape}], the model expects [${leaves[i].shape}]`);
-    return t;
-  });
-  for (const [k, t] of Object.entries(tensors)) if (!loaded.includes(t)) t.dispose();
-  leaves.forEach((t) => t.dispose());
-  const start = Number(metadata.iteration ?? 0);
-  return { params: keep(treeUnflatten(fresh, loaded)), start };
 }
 
 async function buildNTM(cfg: Config): Promise<Run> {

@@ -48,13 +48,19 @@ export function taskRun(cfg: Config, learner: Learner<any, Task>, sources: TaskS
       const r = await learner.evaluate(take(sources.curve, 100), { steps: testSteps });
       const heldOut = r.accuracy ?? r.loss;
       const what = r.accuracy ? `accuracy ${formatSummary(heldOut, 100, 3)} %` : `MSE ${formatSummary(heldOut, 1, 3)}`;
-      return { line: `held-out ${what}${o.steps ? ` (${testSteps} steps)` : ''}`, fields: { heldOut } };
+      const line = `held-out ${what}${o.steps ? ` (${testSteps} steps)` : ''}`;
+      if (!sources.also) return { line, fields: { heldOut } };
+      const a = await learner.evaluate(take(sources.also.curve, 100), { steps: testSteps });
+      return { line: `${line}; on ${sources.also.split} ${formatSummary(a.accuracy!, 100, 3)} %`, fields: { heldOut, heldOutAlso: a.accuracy } };
     },
     async *finish(): AsyncIterable<Scored> {
       for (const steps of o.steps ?? [testSteps ?? 0]) {
         const r = await learner.evaluate(take(sources.test, evalTasks), { steps });
         const what = r.accuracy ? `accuracy ${formatSummary(r.accuracy, 100)} %` : `MSE ${formatSummary(r.loss, 1, 3)}`;
         yield { line: `${o.when(steps)}: ${what} over ${evalTasks} test tasks`, fields: { [o.steps ? `eval_${steps}_steps` : 'eval']: r } };
+        if (!sources.also) continue;
+        const a = await learner.evaluate(take(sources.also.test, evalTasks), { steps });
+        yield { line: `${o.when(steps)}, on ${sources.also.split}'s test classes: accuracy ${formatSummary(a.accuracy!, 100)} % over ${evalTasks} tasks`, fields: { [`${o.steps ? `eval_${steps}_steps` : 'eval'}_also`]: a } };
       }
       for (const ways of cfg.testWays as number[]) {
         const r = await learner.evaluate(take(sources.testWith!(ways), evalTasks), { steps: testSteps });
