@@ -166,6 +166,7 @@ describe('CLI', () => {
       [['--algorithm', 'mann'], /--dataset omniglot needs --data DIR/],
       [['--algorithm', 'mann', '--data', OMNIGLOT, '--key-strength', '0'], /--key-strength must be a positive number or 'off', got '0'/],
       [['--algorithm', 'ntm', '--init-from', join(empty, 'x.json')], /--init-from .*x\.json: no such file/],
+      [['--cg-damping', '1'], /--cg-damping is for --algorithm imaml, not maml/],
       [['--init-from', join(empty, 'x.safetensors')], /--init-from .*x\.safetensors: no such file/],
       [['--also-test', 'family-a'], /--also-test is for --dataset omniglot/],
       [['--algorithm', 'ntm', '--also-test', 'family-a'], /--also-test is for --algorithm maml, .*, not ntm/],
@@ -299,10 +300,13 @@ describe('CLI', () => {
 
   it('imaml on sine: the implicit meta-gradient through the same CLI, its options recorded', () => {
     const out = tmp('imaml');
-    const r = cli('--algorithm', 'imaml', '--iterations', '20', '--eval-tasks', '10', '--inner-steps', '5', '--cg-steps', '3', '--lam', '1.5', '--inner-solver', 'hessian-free', '--out', out, '--force');
+    const r = cli('--algorithm', 'imaml', '--iterations', '20', '--eval-tasks', '10', '--inner-steps', '5', '--cg-steps', '3', '--lam', '1.5', '--inner-solver', 'hessian-free', '--cg-damping', '0.5', '--out', out, '--force');
     expect(r.status, r.stderr).toBe(0);
     const rep = report(out);
-    expect(rep.config).toMatchObject({ algorithm: 'imaml', innerSteps: 5, testSteps: 5, cgSteps: 3, lam: 1.5, innerSolver: 'hessian-free' });
+    expect(rep.config).toMatchObject({ algorithm: 'imaml', innerSteps: 5, testSteps: 5, cgSteps: 3, lam: 1.5, innerSolver: 'hessian-free', cgDamping: 0.5 });
+    const ref = tmp('imaml-ref');
+    expect(cli('--algorithm', 'imaml', '--iterations', '3', '--eval-tasks', '3', '--inner-steps', '3', '--imaml-variant', 'reference', '--out', ref, '--force').status).toBe(0);
+    expect(report(ref).config).toMatchObject({ imamlVariant: 'reference' });
     for (const k of ['eval_0_steps', 'eval_1_steps', 'eval_5_steps']) expect(rep[k].loss.n).toBe(10);
     expect(checkpoint(out).meta.learner).toMatchObject({ iteration: 20, optimizerStep: 20 });
   }, 120_000);

@@ -42,6 +42,8 @@ export const mamlFamily: Recipe = {
     'hessian-probes': { type: 'int', min: 1, arg: 'N', for: ['maml', 'fomaml', 'metasgd', 'lslr', 'anil', 'mamlpp'], help: 'probe vectors of that estimate per task (default 1)' },
     lam: { type: 'number', above: 0, arg: 'L', for: ['imaml'], help: 'imaml: strength of the proximal term (default 2, as the paper)' },
     'cg-steps': { type: 'int', min: 1, arg: 'K', for: ['imaml'], help: 'imaml: conjugate-gradient iterations for the meta-gradient (default 5, as the paper)' },
+    'imaml-variant': { type: 'string', arg: 'NAME', choices: ['paper', 'reference'], for: ['imaml'], help: 'imaml: paper (the proximal term in every inner step, default) or reference (the reference code: plain SGD on the support loss, then one proximal step, and the damped operator (1 + d) v + H v / (lam + 10))' },
+    'cg-damping': { type: 'number', min: 0, arg: 'D', for: ['imaml'], help: 'imaml: d in that operator (default 0 paper, 1 reference)' },
     'inner-solver': { type: 'string', arg: 'NAME', choices: ['gd', 'hessian-free'], for: ['imaml'], help: 'imaml: gd (gradient steps on the proximal inner problem, default) or hessian-free (Newton-CG steps)' },
   },
   configure(f, base) {
@@ -72,6 +74,8 @@ export const mamlFamily: Recipe = {
       // The paper's inner loop runs 16 steps (5-way) and evaluates the same way.
       const steps = (f['inner-steps'] as number) ?? 16;
       cfg = { ...cfg, innerSteps: steps, testSteps: (f['test-steps'] as number) ?? steps, lam: (f.lam as number) ?? 2, cgSteps: (f['cg-steps'] as number) ?? 5, innerSolver: (f['inner-solver'] as string) ?? 'gd' };
+      if (f['imaml-variant'] !== undefined) cfg = { ...cfg, imamlVariant: f['imaml-variant'] };
+      if (f['cg-damping'] !== undefined) cfg = { ...cfg, cgDamping: f['cg-damping'] };
     }
     return evaluationConfig(f, cfg, { testWays: false });
   },
@@ -105,6 +109,7 @@ export const mamlFamily: Recipe = {
       : algorithm === 'imaml'
         ? new IMAML({
           ...common, metaOptimizer: optim.adam({ lr: metaRate(cfg) }), lam: cfg.lam as number, cgSteps: cfg.cgSteps as number, innerSolver: cfg.innerSolver as 'gd' | 'hessian-free',
+          variant: cfg.imamlVariant as 'paper' | 'reference' | undefined, cgDamping: cfg.cgDamping as number | undefined,
           pcgrad: cfg.pcgradGroups ? { groups: cfg.pcgradGroups as number, rng: new Random(cfg.seed + 5_000_011) } : undefined,
         })
         : new MAML({
