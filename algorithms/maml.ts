@@ -15,7 +15,7 @@ import * as ops from '../engine/ops.js';
 import { Optimizer, adam } from '../engine/optim.js';
 import { treeLeaves, treePaths, treeUnflatten } from '../engine/pytree.js';
 import type { Random } from '../engine/random.js';
-import { tidy } from '../engine/runtime.js';
+import { keep, stopGradient, tidy } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
 import { InnerLoopLearnerOptions, innerLoop } from './inner-loop.js';
 import { PCGradOptions, conflictStats, metaBatchGradient } from './pcgrad.js';
@@ -66,6 +66,9 @@ export class MAML<P> extends LearnerBase<MetaParams<P>> {
   private readonly pcgrad?: PCGradOptions;
   private readonly hessianReg?: { coef: number; probes: number; rng: Random };
   private pcgradStats: Record<string, number> | null = null;
+  private hessianStats: Record<string, number> | null = null;
+  /** The sum over the current step's tasks of their ||H||_F² estimates (values only). */
+  private penalty: Tensor | null = null;
   readonly o: Required<Omit<MAMLOptions<P>, 'params' | 'adapt' | 'metaOptimizer' | 'multiStepLoss' | 'secondOrderFrom' | 'buffers' | 'pcgrad' | 'hessianReg'>> & Pick<MAMLOptions<P>, 'multiStepLoss' | 'secondOrderFrom'>;
 
   constructor(opts: MAMLOptions<P>) {
@@ -151,7 +154,9 @@ export class MAML<P> extends LearnerBase<MetaParams<P>> {
         // ||H||_F² of the support loss at the adapted weights (Hutchinson); its meta-gradient is a
         // third derivative, through the Hessian-vector products and the inner loop.
         const support = (p: P) => this.o.loss(this.o.model(p, t.xs, { step: this.o.innerSteps, training: true }), t.ys);
-        terms.push(ops.mul(hutchinsonFrobenius((v: P) => hvp(support, fast, v), fast, { probes: hr.probes, rng: hr.rng }), hr.coef));
+        const estimate = hutchinsonFrobenius((v: P) => hvp(support, fast, v), fast, { probes: hr.probes, rng: hr.rng });
+        this.notePenalty(estimate);
+        terms.push(ops.mul(estimate, hr.coef));
       }
       return terms.reduce((a, b) => ops.add(a, b));
     });
@@ -165,6 +170,8 @@ export class MAML<P> extends LearnerBase<MetaParams<P>> {
    */
   async step(tasks: readonly Task[]): Promise<number> {
     if (tasks.length === 0) throw new Error('MAML.step: no tasks');
+    this.penalty?.dispose();   // what calls of metaLoss outside a step left
+    this.penalty = null;
     let cosines: Tensor | null = null;
     const loss = await this.optimizerStep({
       lossAndGrads: (meta) => {
@@ -174,11 +181,36 @@ export class MAML<P> extends LearnerBase<MetaParams<P>> {
       },
     });
     if (cosines) this.pcgradStats = await conflictStats(cosines);
+    const penalty = this.penalty as Tensor | null;   // summed by metaLoss during the step
+    if (penalty) {
+      this.penalty = null;
+      this.hessianStats = { hessianFrobenius: (await penalty.data())[0] / tasks.length };
+      penalty.dispose();
+    }
     return loss;
   }
 
-  /** Meta-PCGrad's statistics of the last step: the fraction of group pairs in conflict and their mean cosine. */
-  metrics(): Record<string, number> { return this.pcgradStats ?? {}; }
+  override dispose(): void {
+    super.dispose();
+    this.penalty?.dispose();
+    this.penalty = null;
+  }
+
+  /** Adds a task's Hessian estimate (its value only) to the step's sum, for metrics(). */
+  private notePenalty(estimate: Tensor): void {
+    const v = keep(stopGradient(estimate));
+    if (!this.penalty) { this.penalty = v; return; }
+    const sum = keep(ops.add(this.penalty, v));
+    this.penalty.dispose();
+    v.dispose();
+    this.penalty = sum;
+  }
+
+  /**
+   * Statistics of the last step: Meta-PCGrad's fraction of group pairs in conflict and their mean
+   * cosine; with hessianReg, the mean over tasks of the estimate of ||H||_F² (before the coefficient).
+   */
+  metrics(): Record<string, number> { return { ...this.pcgradStats, ...this.hessianStats }; }
 
   protected override extraInfo() {
     return { ...(this.pcgrad ? { rng: this.pcgrad.rng.state() } : {}), ...(this.hessianReg ? { hessianRng: this.hessianReg.rng.state() } : {}) };

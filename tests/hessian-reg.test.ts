@@ -37,7 +37,7 @@ describe('Hessian regularisation', () => {
     expect(Math.abs(est - exact) / exact).toBeLessThan(0.03);
   });
 
-  it('the regularised meta-loss has the gradient central differences give (third order, fixed probes)', () => {
+  it('the regularised meta-loss has the gradient central differences give (third order, fixed probes)', async () => {
     const rng = new mg.Random(4);
     const maml = new MAML({ model: mlp, loss: regressionLoss, params: init(5), innerLr: 0.05, innerSteps: 2, hessianReg: { coef: 0.1, probes: 2, rng } });
     const tasks = [sineTask(6), sineTask(7)];
@@ -47,6 +47,10 @@ describe('Hessian regularisation', () => {
     const regularised = loss(maml.meta).dataSync()[0], unregularised = plain.metaLoss(plain.meta, tasks).dataSync()[0];
     expect(regularised).toBeGreaterThan(unregularised);
     expect(fdMismatch(loss, maml.meta)).toBeLessThan(1e-5);
+    // A step reports the tasks' mean estimate of ||H||_F², the penalty before its coefficient.
+    rng.setState(start);
+    await maml.step(tasks);
+    expect(maml.metrics().hessianFrobenius).toBeCloseTo((regularised - unregularised) / 0.1, 8);
     maml.dispose(); plain.dispose();
   });
 });
