@@ -29,3 +29,7 @@ export { SiameseNetwork, conv4Embedding } from './siamese.js';
 export type { SiameseOptions, SiameseParams, SiameseEmbedding, Conv4EmbeddingOptions, Pairs } from './siamese.js';
 export { classificationLoss, regressionLoss, accuracy, summarize, formatSummary, evaluateTasks, forEachTask, take } from './task.js';
 export type { Task, Target, Model, Loss, ForwardContext, Summary } from './task.js';
+export { LearnedOptimizerTrainer, runOptimizer } from './l2l.js';
+export type { Optimizee, LearnedOptimizerTrainerOptions } from './l2l.js';
+export { quadratic, mlpClassifier } from './optimizees.js';
+export type { QuadraticOptions, MLPOptimizeeOptions, MLPParams } from './optimizees.js';

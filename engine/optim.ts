@@ -88,3 +88,8 @@ export const schedules = {
 
 /** Disposes every tensor of an optimizer state. */
 export const disposeState = (s: OptimizerState): void => s.slots.flat().forEach((t) => t.dispose());
+
+// ---------- learned ----------
+
+export { coordinatewiseLSTM, grouped, preprocessGradient } from './learned-optim.js';
+export type { CoordinatewiseLSTM, CoordinatewiseLSTMOptions, LSTMOptimizerParams } from './learned-optim.js';

@@ -1,0 +1,103 @@
+// The functions a learned optimiser is trained and tested on (Andrychowicz et al. 2016, section 3):
+// random quadratics f(θ) = ||Wθ − y||², and a small MLP classifying images (MNIST in the paper).
+
+import * as nn from '../engine/nn.js';
+import * as ops from '../engine/ops.js';
+import type { Random } from '../engine/random.js';
+import { keep } from '../engine/runtime.js';
+import type { Tensor } from '../engine/tensor.js';
+import type { DType } from '../kernels/backend.js';
+import type { Optimizee } from './l2l.js';
+
+export interface QuadraticOptions {
+  rng: Random;
+  /** Independent functions optimised side by side, their losses averaged (default 128, the reference code's batch). */
+  batch?: number;
+  /** Dimensions of θ (default 10). */
+  dims?: number;
+  /**
+   * How W and y are drawn: 'uniform' U[0, 1), the reference code's (deepmind/learning-to-learn
+   * problems.quadratic; the default), or 'gaussian' N(0, 1), the paper's text.
+   */
+  draw?: 'uniform' | 'gaussian';
+  dtype?: DType;
+}
+
+/**
+ * A random quadratic family member: f(θ) = mean over the batch of Σ_i ((Wθ − y)_i)², W [batch, d, d],
+ * y [batch, d], θ_0 ~ N(0, 0.01²) [batch, d] (the reference code's start). Owns W and y: dispose() frees them.
+ */
+export function quadratic(o: QuadraticOptions): Optimizee<Tensor> & { w: Tensor; y: Tensor } {
+  const b = o.batch ?? 128, d = o.dims ?? 10, dtype = o.dtype ?? 'float32';
+  const draw = (shape: number[]) => (o.draw === 'gaussian' ? o.rng.normal(shape, { dtype }) : o.rng.uniform(shape, { dtype }));
+  const w = keep(draw([b, d, d])), y = keep(draw([b, d]));
+  const start = keep(o.rng.normal([b, d], { std: 0.01, dtype }));
+  return {
+    w, y,
+    init: () => ops.add(start, 0),
+    loss: (theta) => {
+      const r = ops.sub(ops.reshape(ops.matmul(w, ops.reshape(theta, [b, d, 1])), [b, d]), y);
+      return ops.mean(ops.sum(ops.mul(r, r), 1));
+    },
+    dispose: () => { w.dispose(); y.dispose(); start.dispose(); },
+  };
+}
+
+export interface MLPOptimizeeOptions {
+  rng: Random;
+  /** Images [n, features] (pixels in [0, 1]) and their labels 0..classes-1. */
+  images: Float32Array;
+  labels: Uint8Array;
+  features: number;
+  classes?: number;
+  /** Hidden layer sizes (default [20]: the paper's MNIST net) and their activation (default sigmoid). */
+  hidden?: number[];
+  activation?: 'sigmoid' | 'relu' | 'tanh';
+  /** Examples per step, drawn at random each step (default 128). */
+  batch?: number;
+}
+
+export type MLPParams = { layers: nn.LinearParams[] };
+
+/**
+ * An MLP classifier as an optimizee: weights and biases drawn N(0, 0.01²) (the reference code's
+ * start), mean cross-entropy on a fresh random batch at every step (the same batch for a given step t,
+ * so f(θ, t) is a function of θ).
+ */
+export function mlpClassifier(o: MLPOptimizeeOptions): Optimizee<MLPParams> {
+  const classes = o.classes ?? 10, sizes = [o.features, ...(o.hidden ?? [20]), classes], batch = o.batch ?? 128;
+  const n = o.labels.length;
+  if (o.images.length !== n * o.features) throw new Error(`mlpClassifier: ${o.images.length} pixel values for ${n} labels of ${o.features} features`);
+  const act = o.activation ?? 'sigmoid';
+  const init0 = sizes.slice(1).map((out, l) => ({ w: keep(o.rng.normal([sizes[l], out], { std: 0.01 })), b: keep(o.rng.normal([out], { std: 0.01 })) }));
+  // One batch per step, drawn lazily and kept for the optimizee's lifetime (a trajectory revisits step t).
+  const batches = new Map<number, { x: Tensor; y: Tensor }>();
+  const batchAt = (t: number) => {
+    let bt = batches.get(t);
+    if (!bt) {
+      const idx = Array.from({ length: batch }, () => Math.floor(o.rng.next() * n));
+      const x = new Float32Array(batch * o.features);
+      idx.forEach((i, k) => x.set(o.images.subarray(i * o.features, (i + 1) * o.features), k * o.features));
+      bt = keep({ x: ops.tensor(x, [batch, o.features]), y: ops.oneHot(idx.map((i) => o.labels[i]), classes) });
+      batches.set(t, bt);
+    }
+    return bt;
+  };
+  return {
+    init: () => ({ layers: init0.map((l) => ({ w: ops.add(l.w, 0), b: ops.add(l.b, 0) })) }),
+    loss: (theta, t) => {
+      const { x, y } = batchAt(t);
+      let h = x;
+      theta.layers.forEach((l, i) => {
+        h = nn.linear(l, h);
+        if (i < theta.layers.length - 1) h = act === 'relu' ? ops.relu(h) : act === 'tanh' ? ops.tanh(h) : ops.sigmoid(h);
+      });
+      return ops.crossEntropy(h, y);
+    },
+    dispose: () => {
+      init0.forEach((l) => { l.w.dispose(); l.b.dispose(); });
+      for (const b of batches.values()) { b.x.dispose(); b.y.dispose(); }
+      batches.clear();
+    },
+  };
+}
