@@ -17,3 +17,5 @@ export type { PairBatch, PairSamplerOptions } from './pairs.js';
 export { drawAffine, applyAffine } from './augment.js';
 export type { Affine, AffineDistortionOptions } from './augment.js';
 export { decodePng, resizeArea } from './png.js';
+export { readIdx, loadMnist, loadFashionMnist, MNIST_SHA256, FASHION_MNIST_SHA256, FASHION_MNIST_DEBIAN_DIR } from './idx.js';
+export type { IdxFile, IdxArray, IdxType, MnistOptions, MnistData } from './idx.js';
