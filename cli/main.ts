@@ -16,17 +16,18 @@ import type { Config, Recipe, Run } from './recipe.js';
 import { finetune } from './recipes/finetune.js';
 import { mamlFamily } from './recipes/maml-family.js';
 import { memory } from './recipes/memory.js';
+import { l2l } from './recipes/l2l.js';
 import { metric } from './recipes/metric.js';
 import { siamese } from './recipes/siamese.js';
 import { ensureWritableFolder, yieldToEventLoop } from './files.js';
 
-const RECIPES: Recipe[] = [mamlFamily, metric, siamese, finetune, memory];
+const RECIPES: Recipe[] = [mamlFamily, metric, siamese, finetune, memory, l2l];
 const ALGORITHMS = Object.fromEntries(RECIPES.flatMap((r) => Object.entries(r.algorithms)));
 const CHECKPOINT = 'checkpoint.safetensors';
 const FORMAT = 'metagrad-run-1';
 
 /** The learners trained and scored on tasks (all but the memory-based ones). */
-const TASK_LEARNERS = RECIPES.filter((r) => r !== memory).flatMap((r) => Object.keys(r.algorithms));
+const TASK_LEARNERS = RECIPES.filter((r) => r !== memory && r !== l2l).flatMap((r) => Object.keys(r.algorithms));
 
 const COMMON: Record<string, FlagSpec> = {
   algorithm: { type: 'string', arg: 'NAME', choices: Object.keys(ALGORITHMS), help: 'the learner (default maml; the list above)' },
@@ -34,7 +35,7 @@ const COMMON: Record<string, FlagSpec> = {
   data: { type: 'string', arg: 'DIR', help: 'folder with Omniglot\'s images_background.zip and images_evaluation.zip (and splits/vinyals/*.txt); required for omniglot' },
   split: { type: 'string', arg: 'NAME', choices: ['vinyals', 'maml', 'background', 'family-a', 'family-b'], help: 'omniglot class split: vinyals (default), maml (1200 training characters), background (train on images_background, test on images_evaluation, no rotations: the set-up of Lake\'s runs and Koch et al.), or family-a / family-b (two task families for sequential training: the first and the last 15 alphabets of images_background, unrotated, every fourth character of each alphabet held out for testing)' },
   'also-test': { type: 'string', arg: 'NAME', choices: ['vinyals', 'maml', 'background', 'family-a', 'family-b'], for: TASK_LEARNERS, help: 'omniglot: also score the learning curve and the final evaluation on the test classes of this split (e.g. family-a while training on family-b, to measure forgetting)' },
-  'init-from': { type: 'string', arg: 'FILE', for: [...TASK_LEARNERS.filter((a) => a in mamlFamily.algorithms), 'ntm', 'mann'], help: 'start from the parameters of an earlier run\'s checkpoint, with fresh optimiser state (and learned inner rates); the NTM\'s and MANN\'s step count continues from the checkpoint\'s. Old checkpoint.json files are read with a deprecation warning' },
+  'init-from': { type: 'string', arg: 'FILE', for: [...TASK_LEARNERS.filter((a) => a in mamlFamily.algorithms), 'ntm', 'mann', 'l2l'], help: 'start from the parameters of an earlier run\'s checkpoint, with fresh optimiser state (and learned inner rates); the NTM\'s and MANN\'s step count continues from the checkpoint\'s. Old checkpoint.json files are read with a deprecation warning' },
   ways: { type: 'int', min: 2, help: 'classes per episode (omniglot; default 5)' },
   shots: { type: 'int', min: 1, arg: 'K', help: 'support examples per class, or sine points (default 1 omniglot, 10 sine)' },
   queries: { type: 'int', min: 1, arg: 'Q', help: 'query examples per class (default 15 omniglot; sine: as shots)' },

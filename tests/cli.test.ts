@@ -167,6 +167,14 @@ describe('CLI', () => {
       [['--algorithm', 'mann', '--data', OMNIGLOT, '--key-strength', '0'], /--key-strength must be a positive number or 'off', got '0'/],
       [['--algorithm', 'ntm', '--init-from', join(empty, 'x.json')], /--init-from .*x\.json: no such file/],
       [['--cg-damping', '1'], /--cg-damping is for --algorithm imaml, not maml/],
+      [['--algorithm', 'l2l', '--optimizee-steps', '30', '--unroll', '20'], /--optimizee-steps 30 must be a whole multiple of --unroll 20/],
+      [['--algorithm', 'l2l', '--iterations', '12'], /--iterations 12 must be a whole multiple of the 5 optimiser updates of a trajectory/],
+      [['--algorithm', 'l2l', '--optimizee', 'mnist-mlp'], /--optimizee mnist-mlp needs --data DIR/],
+      [['--algorithm', 'l2l', '--optimizee', 'mnist-mlp', '--data', empty], /--data .*: train-images-idx3-ubyte\(\.gz\) not found/],
+      [['--algorithm', 'l2l', '--hidden', '40'], /--hidden is for --optimizee mnist-mlp/],
+      [['--algorithm', 'l2l', '--preprocess', '-1'], /--preprocess must be a number > 0 or none, got '-1'/],
+      [['--algorithm', 'l2l', '--ways', '5'], /--ways is not for --algorithm l2l/],
+      [['--optimizee', 'quadratic'], /--optimizee is for --algorithm l2l, not maml/],
       [['--init-from', join(empty, 'x.safetensors')], /--init-from .*x\.safetensors: no such file/],
       [['--also-test', 'family-a'], /--also-test is for --dataset omniglot/],
       [['--algorithm', 'ntm', '--also-test', 'family-a'], /--also-test is for --algorithm maml, .*, not ntm/],
@@ -282,6 +290,20 @@ describe('CLI', () => {
     }
   }, 170_000);
 
+  it('l2l: trains the LSTM optimiser on quadratics, scores it and four tuned baselines on held-out optimizees', async () => {
+    const full = tmp('l2l');
+    const args = ['--algorithm', 'l2l', '--optimizee-steps', '20', '--unroll', '10', '--eval-every', '4', '--checkpoint-every', '2', '--eval-tasks', '4', '--tune-tasks', '1', '--eval-steps', '30'];
+    const r = cli(...args, '--iterations', '8', '--out', full, '--force');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/learned \(LSTM\): final loss .* after 30 steps over 4 held-out optimizees/);
+    expect(r.stdout).toMatch(/adam \(learning rate [\d.e-]+, tuned\): final loss/);
+    const rep = report(full);
+    expect(rep.config).toMatchObject({ optimizee: 'quadratic', optimizeeSteps: 20, unroll: 10, evalSteps: 30, preprocess: null, outputScale: 1 });
+    expect(rep.eval.curve.length).toBe(31);
+    for (const b of ['sgd', 'nag', 'rmsprop', 'adam']) expect(rep[`baseline_${b}`].loss.n).toBe(4);
+    expect(readFileSync(join(full, 'loss-curves.svg'), 'utf8')).toMatch(/LSTM \(learned\)/);
+  }, 170_000);
+
   it('protonet on Omniglot scores the same model on 5-way and, with --test-ways, 10-way tasks; --meta-lr-halve-every is recorded', () => {
     const out = tmp('proto');
     const r = cli('--dataset', 'omniglot', '--data', OMNIGLOT, '--algorithm', 'protonet', '--ways', '5', '--train-ways', '10',
@@ -379,6 +401,7 @@ describe('CLI: stopped by a signal and resumed equals the uninterrupted run, bit
   const cases: { name: string; args: string[]; when: RegExp; signal: NodeJS.Signals; code: number }[] = [
     { name: 'sine MAML (SIGINT)', args: ['--iterations', '3000', '--eval-tasks', '20', '--eval-every', '1000', '--checkpoint-every', '700'], when: /training 600\//, signal: 'SIGINT', code: 130 },
     { name: 'Omniglot ProtoNet (SIGTERM)', args: ['--dataset', 'omniglot', '--data', OMNIGLOT, '--algorithm', 'protonet', '--queries', '2', '--iterations', '40', '--eval-every', '10', '--eval-tasks', '5'], when: /held-out accuracy .* at 10/, signal: 'SIGTERM', code: 143 },
+    { name: 'learned optimiser (SIGINT)', args: ['--algorithm', 'l2l', '--optimizee-steps', '20', '--unroll', '10', '--iterations', '40', '--eval-every', '10', '--checkpoint-every', '4', '--eval-tasks', '3', '--tune-tasks', '1'], when: /held-out final loss .* at 10/, signal: 'SIGINT', code: 130 },
     { name: 'NTM (SIGINT)', args: ['--algorithm', 'ntm', '--iterations', '300', '--meta-batch', '2', '--eval-every', '50', '--checkpoint-every', '70'], when: /held-out length10.* at 50/, signal: 'SIGINT', code: 130 },
   ];
   for (const c of cases) {
