@@ -46,22 +46,23 @@ const minutes = (s: number) => `${(s / 60).toFixed(0)} min`;
 /** A learning curve: (iteration, value) points of one run. */
 type Curve = { name: string; points: [number, number][] };
 
-function curveSvg(runs: Curve[], title = 'Held-out accuracy (100 validation tasks) during meta-training', xLabel = 'meta-training iteration', unit = '%'): string {
+function curveSvg(runs: Curve[], title = 'Held-out accuracy (100 validation tasks) during meta-training', xLabel = 'meta-training iteration', unit = '%',
+  range?: { min: number; max: number; step: number }): string {
   const W = 720, H = 360, L = 56, R = 170, T = 30, B = 40;
   const xs = runs.flatMap((r) => r.points.map((p) => p[0])), ys = runs.flatMap((r) => r.points.map((p) => p[1]));
-  const xMax = Math.max(...xs), yMin = Math.floor(Math.min(...ys) / 10) * 10, yMax = 100;
+  const xMax = Math.max(...xs), yMin = range?.min ?? Math.floor(Math.min(...ys) / 10) * 10, yMax = range?.max ?? 100, yStep = range?.step ?? 10;
   const sx = (x: number) => L + (x / xMax) * (W - L - R), sy = (y: number) => H - B - ((y - yMin) / (yMax - yMin)) * (H - T - B);
   const colors = ['#1f6feb', '#cf222e', '#2da44e', '#d29922', '#8250df', '#6e7781', '#bf3989', '#0a7b83', '#e16f24', '#116329', '#54aeff', '#953800'];
   const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/><text x="${L}" y="18" font-size="13">${title}</text>`,
     `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#888"/>`];
-  for (let y = yMin; y <= yMax; y += 10) parts.push(`<line x1="${L}" y1="${sy(y)}" x2="${W - R}" y2="${sy(y)}" stroke="#eee"/><text x="${L - 6}" y="${sy(y) + 4}" text-anchor="end">${y}${unit}</text>`);
+  for (let y = yMin; y <= yMax + 1e-9; y += yStep) parts.push(`<line x1="${L}" y1="${sy(y)}" x2="${W - R}" y2="${sy(y)}" stroke="#eee"/><text x="${L - 6}" y="${sy(y) + 4}" text-anchor="end">${+y.toFixed(6)}${unit}</text>`);
   const step = Math.pow(10, Math.floor(Math.log10(xMax))) / (xMax / Math.pow(10, Math.floor(Math.log10(xMax))) < 3 ? 2 : 1);
   for (let x = 0; x <= xMax; x += step) parts.push(`<text x="${sx(x)}" y="${H - B + 16}" text-anchor="middle">${x}</text>`);
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">${xLabel}</text>`);
   runs.forEach((r, i) => {
     const c = colors[i % colors.length];
-    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${r.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`);
+    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${r.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(Math.min(Math.max(y, yMin), yMax)).toFixed(1)}`).join(' ')}"/>`);
     parts.push(`<rect x="${W - R + 10}" y="${T + i * 18}" width="10" height="10" fill="${c}"/><text x="${W - R + 24}" y="${T + i * 18 + 9}">${r.name}</text>`);
   });
   parts.push('</svg>\n');
@@ -81,16 +82,17 @@ function main() {
   // Two charts: the gradient-based learners' few hundred iterations would vanish beside the metric learners' thousands.
   const curves: Curve[] = [], metricCurves: Curve[] = [];
   const siamesePairs = new Set<number>();
-  for (const name of runNames(OMNI)) {
+  for (const name of runNames(OMNI).filter((n) => !STUDY.test(n))) {
     const r = JSON.parse(readFileSync(path.join(OMNI, `${name}.json`), 'utf8'));
     const c = r.config;
     const evalKey = Object.keys(r).find((k) => k === 'eval' || k.startsWith('eval_'));
     const ev = evalKey ? r[evalKey] : undefined;
     const trainWays = c.trainWays && c.trainWays !== c.ways ? `, trained ${c.trainWays}-way` : '';
     const gradientBased = ['maml', 'fomaml', 'metasgd', 'lslr', 'mamlpp', 'anil', 'reptile', 'imaml'].includes(c.algorithm);
-    const imaml = c.algorithm === 'imaml' ? `, λ ${c.lam}, ${c.cgSteps} CG steps, ${c.innerSolver} inner solver, Adam ${c.metaLr}` : '';
+    const imaml = c.algorithm === 'imaml' ? `, λ ${c.lam}, ${c.cgSteps} CG steps, ${c.innerSolver} inner solver${c.imamlVariant === 'reference' ? ', the reference code\'s variant' : ''}, Adam ${c.metaLr}` : '';
+    const net = c.downsample === 'stride' ? ', stride-2 Conv4' : '';
     const budget = c.algorithm === 'siamese' ? `${c.iterations} batches of ${c.pairs ?? '?'} pairs`
-      : gradientBased ? `${c.iterations} x ${c.metaBatch} tasks, inner lr ${c.innerLr} x ${c.innerSteps} step(s)${c.innerBatch ? ` of ${c.innerBatch} examples` : ''}, ${c.testSteps} at test${imaml}`
+      : gradientBased ? `${c.iterations} x ${c.metaBatch} tasks, inner lr ${c.innerLr} x ${c.innerSteps} step(s)${c.innerBatch ? ` of ${c.innerBatch} examples` : ''}, ${c.testSteps} at test${imaml}${net}`
         : `${c.iterations} episodes`;
     const schedule = c.metaLrHalveEvery ? `, Adam step ${c.metaLr} halved every ${c.metaLrHalveEvery}` : '';
     // Reports from before Reptile trained on support and query together (commit fd5f044), and
@@ -127,9 +129,146 @@ function main() {
     writeAtomic(path.join(OMNI, 'metric-curves.svg'), curveSvg(metricCurves, 'Metric learners and Siamese: held-out accuracy (100 tasks) during training', `training episode${siamesePairs.size ? ` (Siamese: step of ${[...siamesePairs].join(' or ')} pairs)` : ''}`));
     out.push('![metric learners\' learning curves](results/omniglot/metric-curves.svg)', '');
   }
+  out.push(...imamlMemorySection());
+  out.push(...studySection(cmds));
+  out.push(...l2lSection());
   out.push(...memorySection());
   writeAtomic(path.join(ROOT, 'bench/REPRODUCTIONS.md'), out.join('\n'));
   console.log(`wrote bench/REPRODUCTIONS.md (${rows.length} Omniglot runs)`);
+}
+
+/** Peak memory of an iMAML and a MAML meta-gradient against inner steps (bench/imaml-memory.ts). */
+function imamlMemorySection(): string[] {
+  const f = path.join(ROOT, 'bench/results/imaml-memory.json');
+  if (!existsSync(f)) return [];
+  const r = JSON.parse(readFileSync(f, 'utf8'));
+  const cell = (m: any) => ('error' in m ? 'does not fit in WebAssembly\'s 4 GiB' : `${m.peakMiB.toFixed(1)} MiB (${m.seconds.toFixed(1)} s)`);
+  return ['## iMAML\'s memory against inner steps', '',
+    `Rajeswaran et al.'s Figure 2(a): the implicit meta-gradient needs memory independent of the number of inner steps, where MAML's grows with them. Peak live bytes of ${r.setup} (\`npm run build && node dist/bench/imaml-memory.js\`, a few minutes).`, '',
+    '| inner steps | iMAML peak (time) | MAML peak (time) |', '| --- | --- | --- |', ...r.rows.map((x: any) => `| ${x.innerSteps} | ${cell(x.imaml)} | ${cell(x.maml)} |`), '',
+    '![iMAML memory](results/imaml-memory.svg)', ''];
+}
+
+/** The runs of the "Meta-Learning that Memorizes" experiments (issue #20), reported in their own section. */
+const STUDY = /^(noise|hreg|pcgrad|seq)-/;
+
+const load = (name: string): any => {
+  const f = path.join(OMNI, `${name}.json`);
+  return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null;
+};
+const heldOut = (r: any, key = 'heldOut'): [number, number][] =>
+  (r.curve ?? []).filter((p: any) => p[key]).map((p: any) => [p.iteration, 100 * p[key].mean] as [number, number]);
+const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+const sd = (v: number[]) => Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / (v.length - 1));
+const cmdOf = (cmds: Record<string, string>, name: string) => `\`node dist/cli/main.js --dataset omniglot --data ../shared/data/omniglot ${cmds[name] ?? '?'}\``;
+
+/** McKeehan's claims (issue #20) as measurements: (a) validation noise, (b) task families in sequence, (c) Hessian regularisation, (d) Meta-PCGrad. */
+function studySection(cmds: Record<string, string>): string[] {
+  const out: string[] = [];
+  const base = load('maml-5w1s-stride');
+  out.push('## The "Meta-Learning that Memorizes" experiments', '',
+    'McKeehan\'s study reports no numbers; these turn its claims into measurements. All on Omniglot 5-way 1-shot (15 queries), MAML\'s stride-2 Conv4, meta-batch 8, Adam 1e-3, one inner step in training and three at test, 300 meta-steps (about 5 minutes each on one thread; the papers train 100 times longer), seed 0 unless a row says otherwise. Held-out accuracy: 100 fresh validation tasks (Vinyals validation classes) at each point of a curve; test accuracy: 600 test tasks after training, mean ± 95% CI.', '');
+  // (a) validation noise
+  const noise = runNames(OMNI).filter((n) => n.startsWith('noise-'));
+  if (noise.length) {
+    const rows = noise.map((name) => {
+      const r = load(name), pts = heldOut(r), c = r.config;
+      const last = pts.filter(([it]) => it > 0.75 * c.iterations).map(([, v]) => v), last10 = pts.slice(-10).map(([, v]) => v);
+      const jumps = last.slice(1).map((v, i) => Math.abs(v - last[i]));
+      return { name, c, r, last, last10, jumps };
+    });
+    out.push('### (a) Meta-validation noise: MAML at the inner rate 0.4 against learned per-layer-per-step rates started at 0.04', '',
+      'The study says MAML\'s meta-validation accuracy stays very noisy at "meta-lr 0.4" (read as MAML\'s Omniglot inner rate, the reference code\'s `update_lr`; an Adam rate of 0.4 would diverge) and that learned per-layer-per-step inner rates started at 0.04 (LSLR) converge more smoothly. Held-out accuracy every 15 meta-steps; the spread is the standard deviation of the held-out points in the last quarter of training (76 to 100 %, 5 points) and of the last 10 points, and the mean jump between consecutive points in the last quarter. A point is 100 tasks of 75 queries, so sampling alone gives a standard deviation of about 0.5 points at 85 %.', '',
+      '| run | learner | seed | test accuracy % | held-out, last quarter: mean | sd | mean jump | sd of last 10 | command |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...rows.map(({ name, c, r, last, last10, jumps }) => `| ${name} | ${c.algorithm === 'lslr' ? `LSLR from ${c.innerLr}` : `MAML, inner ${c.innerLr}`} | ${c.seed} | ${pct(r.eval_3_steps?.accuracy)} | ${mean(last).toFixed(1)} | ${sd(last).toFixed(2)} | ${mean(jumps).toFixed(2)} | ${sd(last10).toFixed(2)} | ${cmdOf(cmds, name)} |`), '');
+    for (const alg of ['maml', 'lslr']) {
+      const g = rows.filter((x) => x.c.algorithm === alg);
+      if (g.length) out.push(`- ${alg === 'maml' ? 'MAML (inner 0.4)' : 'LSLR (from 0.04)'}, ${g.length} seed(s): test ${mean(g.map((x) => 100 * x.r.eval_3_steps.accuracy.mean)).toFixed(2)} %, last-quarter sd ${mean(g.map((x) => sd(x.last))).toFixed(2)}, mean jump ${mean(g.map((x) => mean(x.jumps))).toFixed(2)}, sd of the last 10 points ${mean(g.map((x) => sd(x.last10))).toFixed(2)} (means over seeds).`);
+    }
+    out.push('');
+    writeAtomic(path.join(OMNI, 'noise-curves.svg'), curveSvg(rows.map((x) => ({ name: x.name, points: heldOut(x.r) })), 'Held-out accuracy (100 tasks every 15 steps): MAML inner 0.4 vs LSLR from 0.04'));
+    out.push('![validation noise](results/omniglot/noise-curves.svg)', '');
+  }
+  // (b) task families in sequence
+  const seqA = load('seq-a');
+  if (seqA) {
+    const rows = ['seq-a', 'seq-b', 'seq-b-pcgrad'].filter(load).map((name) => {
+      const r = load(name), c = r.config, own = r.eval_3_steps?.accuracy, also = r.eval_3_steps_also?.accuracy;
+      const [a, b] = c.split === 'family-a' ? [own, also] : [also, own];
+      return `| ${name} | ${c.split === 'family-a' ? 'A from scratch' : `B, from seq-a${c.pcgradGroups ? `, Meta-PCGrad ${c.pcgradGroups} groups` : ''}`} | ${pct(a)} | ${pct(b)} | ${minutes(r.trainSeconds)} | ${cmdOf(cmds, name)} |`;
+    });
+    out.push('### (b) Two task families in sequence', '',
+      'The study says meta-training on one task family after another erodes the first. Family A: the first 15 of images_background\'s 30 alphabets (name order), family B: the other 15 (`--split family-a`, `family-b`); every fourth character of each alphabet is held out, and both families are scored on their held-out characters (600 test tasks each, `--also-test`). seq-a trains on A from scratch; seq-b continues from seq-a\'s parameters on B (fresh Adam state), with and without Meta-PCGrad (4 groups of 2 tasks, all from B).', '',
+      '| run | phase | family A test accuracy % | family B test accuracy % | time | command |', '| --- | --- | --- | --- | --- | --- |', ...rows, '');
+    const curves: Curve[] = [{ name: 'seq-a: A', points: heldOut(seqA) }, { name: 'seq-a: B', points: heldOut(seqA, 'heldOutAlso') }];
+    for (const n of ['seq-b', 'seq-b-pcgrad']) {
+      const r = load(n);
+      if (!r) continue;
+      const shift = seqA.config.iterations;
+      curves.push({ name: `${n}: A`, points: heldOut(r, 'heldOutAlso').map(([i, v]) => [i + shift, v]) }, { name: `${n}: B`, points: heldOut(r).map(([i, v]) => [i + shift, v]) });
+    }
+    writeAtomic(path.join(OMNI, 'sequence-curves.svg'), curveSvg(curves, 'Held-out accuracy on each family: A for 300 steps, then B', 'meta-step (A, then B)'));
+    out.push('![task families in sequence](results/omniglot/sequence-curves.svg)', '');
+  }
+  // (c) Hessian regularisation
+  const hreg = runNames(OMNI).filter((n) => n.startsWith('hreg-'));
+  if (hreg.length && base) {
+    const runs = [['maml-5w1s-stride', base] as const, ...hreg.map((n) => [n, load(n)] as const)];
+    const hf = (r: any) => (r.curve ?? []).filter((p: any) => p.hessianFrobenius !== undefined).map((p: any) => p.hessianFrobenius as number);
+    out.push('### (c) Hessian regularisation', '',
+      'The study proposes adding c Σ_i ||H_i||_F² (each task\'s support-loss Hessian at its adapted weights) to the meta-loss and saw coefficient 0.01 stall the loss. One Rademacher probe per task (Hutchinson); the meta-gradient is third order. "Loss" is the smoothed training meta-loss, penalty included; ||H||_F² is the mean estimate over a step\'s tasks, first and last logged step.', '',
+      '| run | coefficient | test accuracy % | held-out at the end % | final loss | ||H||_F² first → last | time | command |', '| --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...runs.map(([name, r]) => {
+        const h = hf(r), pts = heldOut(r);
+        return `| ${name} | ${r.config.hessianReg ?? 0} | ${pct(r.eval_3_steps?.accuracy)} | ${pts.length ? pts[pts.length - 1][1].toFixed(1) : '-'} | ${r.curve?.at(-1)?.smoothed?.toFixed(3) ?? '-'} | ${h.length ? `${h[0].toFixed(1)} → ${h[h.length - 1].toFixed(1)}` : '-'} | ${minutes(r.trainSeconds)} | ${cmdOf(cmds, name)} |`;
+      }), '');
+    writeAtomic(path.join(OMNI, 'hreg-curves.svg'), curveSvg(runs.map(([name, r]) => ({ name, points: heldOut(r) })), 'Hessian regularisation: held-out accuracy (100 tasks every 25 steps)'));
+    const losses = runs.map(([name, r]) => ({ name, points: (r.curve ?? []).filter((p: any) => !p.heldOut).map((p: any) => [p.iteration, p.smoothed] as [number, number]) }));
+    const top = Math.ceil(Math.max(...losses.flatMap((l) => l.points.map((q: [number, number]) => q[1]))));
+    writeAtomic(path.join(OMNI, 'hreg-loss.svg'), curveSvg(losses, 'Hessian regularisation: smoothed training meta-loss (penalty included)', 'meta-training iteration', '', { min: 0, max: top, step: Math.max(0.5, Math.ceil(top / 8)) }));
+    out.push('![Hessian regularisation: accuracy](results/omniglot/hreg-curves.svg)', '', '![Hessian regularisation: loss](results/omniglot/hreg-loss.svg)', '');
+  }
+  // (d) Meta-PCGrad
+  const pcg = runNames(OMNI).filter((n) => n.startsWith('pcgrad-'));
+  if (pcg.length && base) {
+    const runs = [['maml-5w1s-stride', base] as const, ...pcg.map((n) => [n, load(n)] as const)];
+    out.push('### (d) Meta-PCGrad', '',
+      'The study says meta-gradients conflict ("thrashing") and proposes PCGrad between groups of tasks. The 8 tasks of a meta-batch in G groups, one meta-gradient each, projected in seeded random order and summed. Conflicts: the fraction of group pairs with negative cosine, and their mean cosine, averaged over the logged steps (every 10th).', '',
+      '| run | groups | test accuracy % | held-out at the end % | conflicting pairs | mean cosine | time | command |', '| --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...runs.map(([name, r]) => {
+        const st = (r.curve ?? []).filter((p: any) => p.pcgradConflicts !== undefined), pts = heldOut(r);
+        return `| ${name} | ${r.config.pcgradGroups ?? 1} | ${pct(r.eval_3_steps?.accuracy)} | ${pts.length ? pts[pts.length - 1][1].toFixed(1) : '-'} | ${st.length ? mean(st.map((p: any) => p.pcgradConflicts)).toFixed(3) : '-'} | ${st.length ? mean(st.map((p: any) => p.pcgradMeanCosine)).toFixed(3) : '-'} | ${minutes(r.trainSeconds)} | ${cmdOf(cmds, name)} |`;
+      }), '');
+    writeAtomic(path.join(OMNI, 'pcgrad-curves.svg'), curveSvg(runs.map(([name, r]) => ({ name, points: heldOut(r) })), 'Meta-PCGrad: held-out accuracy (100 tasks every 25 steps)'));
+    out.push('![Meta-PCGrad](results/omniglot/pcgrad-curves.svg)', '');
+  }
+  return out;
+}
+
+/** Learned optimisers: bench/results/l2l/*.json from bench/l2l-repro.sh. */
+function l2lSection(): string[] {
+  const dir = path.join(ROOT, 'bench/results/l2l');
+  const names = runNames(dir);
+  if (!names.length) return [];
+  const cmds = commands('bench/l2l-repro.sh');
+  const out = ['## Learned optimisers', '',
+    'Andrychowicz et al. 2016: a coordinatewise 2-layer LSTM of 20 units, trained with Adam 1e-3 through unrolls of 20 steps of 100-step trajectories (no second derivatives of the optimizee), then run on held-out optimizees beside SGD, NAG (momentum 0.9), RMSprop and Adam, each at the learning rate with the lowest mean loss over 100 steps on 5 training optimizees (grid 1e-4 to 10 in half-decades). The paper\'s claim (Figure 4, curves only): the LSTM\'s loss curve ends below every tuned baseline. Loss: mean over the held-out optimizees at the last step, ± 95% CI; "mean over steps" is the area under the curve, divided by the steps.', ''];
+  const rows: string[] = [];
+  for (const name of names) {
+    const r = JSON.parse(readFileSync(path.join(dir, `${name}.json`), 'utf8'));
+    const c = r.config;
+    const entries: [string, any][] = [['LSTM (learned)', r.eval], ...['sgd', 'nag', 'rmsprop', 'adam'].map((b) => [`${b} (lr ${r[`baseline_${b}`]?.lr})`, r[`baseline_${b}`]] as [string, any])];
+    const area = (e: any) => (e ? mean(e.curve.slice(1)) : NaN);
+    const at = (e: any, t: number) => (e && e.curve.length > t ? e.curve[t] : NaN);
+    const f = (v: number) => (Number.isFinite(v) ? (Math.abs(v) < 0.01 ? v.toExponential(2) : v.toFixed(4)) : '-');
+    for (const [label, e] of entries) {
+      rows.push(`| ${name} | ${label} | ${f(at(e, c.optimizeeSteps))} | ${e ? `${f(e.loss.mean)} ± ${f(e.loss.ci95)} (n=${e.loss.n})` : '-'} | ${f(area(e))} |`);
+    }
+    out.push(`- ${name}: ${c.optimizee}${c.optimizee === 'mnist-mlp' ? ` (${c.layers} x ${c.hidden} ${c.activation})` : ''}, ${r.trainIterations ?? c.iterations} optimiser updates (${((r.trainIterations ?? c.iterations) / (c.optimizeeSteps / c.unroll)).toFixed(0)} trajectories) in ${minutes(r.trainSeconds)}, preprocessing ${c.preprocess ?? 'none'}, output scale ${c.outputScale}, seed ${c.seed}; held-out trajectories of ${c.evalSteps} steps: \`node dist/cli/main.js ${(cmds[name] ?? '?').replace(/\$DATA/g, '../shared/data/mnist')}\`.`);
+  }
+  out.push('', '| run | optimiser | loss at the training length | loss at the end ± 95% CI | mean over steps |', '| --- | --- | --- | --- | --- |', ...rows, '');
+  for (const name of names) if (existsSync(path.join(dir, `${name}.svg`))) out.push(`![${name}](results/l2l/${name}.svg)`, '');
+  return out;
 }
 
 /** NTM copy task and MANN runs: bench/results/memory/*.json from bench/memory-repro.sh. */
