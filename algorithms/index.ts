@@ -33,3 +33,5 @@ export { LearnedOptimizerTrainer, runOptimizer } from './l2l.js';
 export type { Optimizee, LearnedOptimizerTrainerOptions } from './l2l.js';
 export { quadratic, mlpClassifier } from './optimizees.js';
 export type { QuadraticOptions, MLPOptimizeeOptions, MLPParams } from './optimizees.js';
+export { RaviLarochelle, initMetaLearnerLSTM, metaLearnerStep, metaLearnerState, clipByGlobalNorm } from './ravi-larochelle.js';
+export type { RaviLarochelleOptions, MetaLearnerLSTMParams, MetaLearnerState } from './ravi-larochelle.js';

@@ -17,11 +17,12 @@ import { finetune } from './recipes/finetune.js';
 import { mamlFamily } from './recipes/maml-family.js';
 import { memory } from './recipes/memory.js';
 import { l2l } from './recipes/l2l.js';
+import { raviLarochelle } from './recipes/ravi-larochelle.js';
 import { metric } from './recipes/metric.js';
 import { siamese } from './recipes/siamese.js';
 import { ensureWritableFolder, yieldToEventLoop } from './files.js';
 
-const RECIPES: Recipe[] = [mamlFamily, metric, siamese, finetune, memory, l2l];
+const RECIPES: Recipe[] = [mamlFamily, metric, siamese, finetune, raviLarochelle, memory, l2l];
 const ALGORITHMS = Object.fromEntries(RECIPES.flatMap((r) => Object.entries(r.algorithms)));
 const CHECKPOINT = 'checkpoint.safetensors';
 const FORMAT = 'metagrad-run-1';

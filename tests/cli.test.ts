@@ -167,6 +167,8 @@ describe('CLI', () => {
       [['--algorithm', 'mann', '--data', OMNIGLOT, '--key-strength', '0'], /--key-strength must be a positive number or 'off', got '0'/],
       [['--algorithm', 'ntm', '--init-from', join(empty, 'x.json')], /--init-from .*x\.json: no such file/],
       [['--cg-damping', '1'], /--cg-damping is for --algorithm imaml, not maml/],
+      [['--algorithm', 'ravi-larochelle', '--dataset', 'sine'], /--algorithm ravi-larochelle needs --dataset omniglot/],
+      [['--algorithm', 'ravi-larochelle', '--dataset', 'omniglot', '--data', OMNIGLOT, '--updates', '0'], /--updates must be >= 1, got 0/],
       [['--algorithm', 'l2l', '--optimizee-steps', '30', '--unroll', '20'], /--optimizee-steps 30 must be a whole multiple of --unroll 20/],
       [['--algorithm', 'l2l', '--iterations', '12'], /--iterations 12 must be a whole multiple of the 5 optimiser updates of a trajectory/],
       [['--algorithm', 'l2l', '--optimizee', 'mnist-mlp'], /--optimizee mnist-mlp needs --data DIR/],
@@ -302,6 +304,16 @@ describe('CLI', () => {
     expect(rep.eval.curve.length).toBe(31);
     for (const b of ['sgd', 'nag', 'rmsprop', 'adam']) expect(rep[`baseline_${b}`].loss.n).toBe(4);
     expect(readFileSync(join(full, 'loss-curves.svg'), 'utf8')).toMatch(/LSTM \(learned\)/);
+  }, 170_000);
+
+  it('ravi-larochelle on Omniglot: the LSTM meta-learner, its options recorded', () => {
+    const out = tmp('ravi');
+    const r = cli('--algorithm', 'ravi-larochelle', '--dataset', 'omniglot', '--data', OMNIGLOT, '--queries', '2', '--iterations', '2', '--updates', '2', '--filters', '8', '--eval-tasks', '3', '--out', out, '--force');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/after 2 meta-learner updates: accuracy/);
+    const rep = report(out);
+    expect(rep.config).toMatchObject({ algorithm: 'ravi-larochelle', updates: 2, filters: 8, clipNorm: 0.25, metaBatch: 1 });
+    expect(checkpoint(out).tensors['metaLearner.bF'].shape).toEqual([1]);
   }, 170_000);
 
   it('protonet on Omniglot scores the same model on 5-way and, with --test-ways, 10-way tasks; --meta-lr-halve-every is recorded', () => {
