@@ -6,7 +6,6 @@
 // inputs (∇_φ∇_θ f = 0) unless `secondDerivatives` is set.
 
 import { valueAndGrad } from '../engine/autodiff.js';
-import type { CoordinatewiseLSTM, LSTMOptimizerParams } from '../engine/learned-optim.js';
 import * as ops from '../engine/ops.js';
 import { Optimizer, OptimizerState, adam } from '../engine/optim.js';
 import { treeLeaves, treeUnflatten } from '../engine/pytree.js';
@@ -25,10 +24,16 @@ export interface Optimizee<P = any> {
   dispose?(): void;
 }
 
-export interface LearnedOptimizerTrainerOptions {
-  /** The optimiser's architecture (coordinatewiseLSTM(...)) and its starting φ. */
-  learned: CoordinatewiseLSTM;
-  phi: LSTMOptimizerParams;
+/** A learned optimiser's architecture: the Optimizer that meta-parameters φ define (coordinatewiseLSTM(...) is one). */
+export interface LearnedOptimizer<Phi> { optimizer(phi: Phi): Optimizer }
+
+export interface LearnedOptimizerTrainerOptions<Phi = any> {
+  /**
+   * The optimiser's architecture and its starting φ: coordinatewiseLSTM(...) and its init(rng), or
+   * several LSTMs for groups of parameters ({ optimizer: (φ) => optim.grouped([...]) }).
+   */
+  learned: LearnedOptimizer<Phi>;
+  phi: Phi;
   /** Steps of a training trajectory (default 100) and of each unroll (default 20). */
   steps?: number;
   unroll?: number;
@@ -43,10 +48,10 @@ export interface LearnedOptimizerTrainerOptions {
 /** The carried trajectory: θ_t and the optimiser's state, constants with respect to φ. */
 interface Carry<P> { theta: P; state: OptimizerState }
 
-export class LearnedOptimizerTrainer<P = any> extends LearnerBase<{ params: LSTMOptimizerParams }, Optimizee<P>, Optimizee<P>> {
-  readonly o: Required<Omit<LearnedOptimizerTrainerOptions, 'phi' | 'metaOptimizer'>>;
+export class LearnedOptimizerTrainer<P = any, Phi = any> extends LearnerBase<{ params: Phi }, Optimizee<P>, Optimizee<P>> {
+  readonly o: Required<Omit<LearnedOptimizerTrainerOptions<Phi>, 'phi' | 'metaOptimizer'>>;
 
-  constructor(opts: LearnedOptimizerTrainerOptions) {
+  constructor(opts: LearnedOptimizerTrainerOptions<Phi>) {
     super('LearnedOptimizerTrainer', { params: opts.phi }, opts.metaOptimizer ?? adam({ lr: 1e-3 }));
     this.o = {
       learned: opts.learned, steps: opts.steps ?? 100, unroll: opts.unroll ?? 20,
@@ -59,13 +64,13 @@ export class LearnedOptimizerTrainer<P = any> extends LearnerBase<{ params: LSTM
   }
 
   /** φ, the trained optimiser's meta-parameters. */
-  get phi(): LSTMOptimizerParams { return this.learned.params; }
+  get phi(): Phi { return this.learned.params; }
 
   /**
    * The loss of one unroll as a function of φ, from the carried θ and state (constants): the sum of
    * f over the unroll's steps (and its start, with includeStart). Also returns where it ended.
    */
-  unrollLoss(phi: LSTMOptimizerParams, problem: Optimizee<P>, from: Carry<P>, t0: number): { loss: Tensor; end: Carry<P> } {
+  unrollLoss(phi: Phi, problem: Optimizee<P>, from: Carry<P>, t0: number): { loss: Tensor; end: Carry<P> } {
     const opt = this.o.learned.optimizer(phi);
     let theta = from.theta, state = from.state;
     const terms: Tensor[] = [];
@@ -101,7 +106,7 @@ export class LearnedOptimizerTrainer<P = any> extends LearnerBase<{ params: LSTM
         let end: Carry<P> | null = null;
         total += await this.optimizerStep({
           lossAndGrads: (learned) => {
-            const [loss, grads] = valueAndGrad((l: { params: LSTMOptimizerParams }) => {
+            const [loss, grads] = valueAndGrad((l: { params: Phi }) => {
               const r = this.unrollLoss(l.params, problem, carry, u * this.o.unroll);
               // Carried on as constants: the next unroll does not differentiate into this one.
               end = keep(treeUnflatten(r.end, treeLeaves(r.end).map(stopGradient)));

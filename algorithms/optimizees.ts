@@ -3,6 +3,7 @@
 
 import * as nn from '../engine/nn.js';
 import * as ops from '../engine/ops.js';
+import { treeMap } from '../engine/pytree.js';
 import type { Random } from '../engine/random.js';
 import { keep } from '../engine/runtime.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -96,6 +97,53 @@ export function mlpClassifier(o: MLPOptimizeeOptions): Optimizee<MLPParams> {
     },
     dispose: () => {
       init0.forEach((l) => { l.w.dispose(); l.b.dispose(); });
+      for (const b of batches.values()) { b.x.dispose(); b.y.dispose(); }
+      batches.clear();
+    },
+  };
+}
+
+export type CNNParams = { conv: nn.Conv2dParams[]; fc: nn.LinearParams[] };
+
+/**
+ * A small CNN classifier as an optimizee, the stand-in for the paper's CIFAR-10 network on MNIST-sized
+ * images: `channels` 3x3 convolutions of stride 2 (padding 1) with ReLU, then a hidden fully
+ * connected layer of `hidden` ReLU units and the output layer; the library's Xavier initialisation,
+ * mean cross-entropy on a fresh random batch each step. Parameter paths start with `conv` or `fc`,
+ * so `optim.grouped` can give each part its own optimiser.
+ */
+export function cnnClassifier(o: MLPOptimizeeOptions & { side: number; channels?: number[] }): Optimizee<CNNParams> {
+  const classes = o.classes ?? 10, channels = o.channels ?? [8, 8], hiddenSize = o.hidden?.[0] ?? 32, batch = o.batch ?? 128;
+  const n = o.labels.length;
+  if (o.images.length !== n * o.side * o.side) throw new Error(`cnnClassifier: ${o.images.length} pixel values for ${n} labels of ${o.side} x ${o.side}`);
+  let size = o.side;
+  const conv = channels.map((c, l) => { size = Math.floor((size + 1) / 2); return keep(nn.initConv2d(o.rng, l === 0 ? 1 : channels[l - 1], c, 3)); });
+  const flat = channels[channels.length - 1] * size * size;
+  const fc = [keep(nn.initLinear(o.rng, flat, hiddenSize)), keep(nn.initLinear(o.rng, hiddenSize, classes))];
+  const batches = new Map<number, { x: Tensor; y: Tensor }>();
+  const batchAt = (t: number) => {
+    let bt = batches.get(t);
+    if (!bt) {
+      const idx = Array.from({ length: batch }, () => Math.floor(o.rng.next() * n));
+      const px = o.side * o.side, x = new Float32Array(batch * px);
+      idx.forEach((i, k) => x.set(o.images.subarray(i * px, (i + 1) * px), k * px));
+      bt = keep({ x: ops.tensor(x, [batch, 1, o.side, o.side]), y: ops.oneHot(idx.map((i) => o.labels[i]), classes) });
+      batches.set(t, bt);
+    }
+    return bt;
+  };
+  const copy = <T extends Record<string, Tensor>>(p: T): T => treeMap((x: Tensor) => ops.add(x, 0), p);
+  return {
+    init: () => ({ conv: conv.map(copy), fc: fc.map(copy) }),
+    loss: (theta, t) => {
+      const { x, y } = batchAt(t);
+      let h = x;
+      for (const c of theta.conv) h = ops.relu(nn.conv2dLayer(c, h, { stride: 2, padding: 1 }));
+      h = ops.relu(nn.linear(theta.fc[0], ops.reshape(h, [batch, -1])));
+      return ops.crossEntropy(nn.linear(theta.fc[1], h), y);
+    },
+    dispose: () => {
+      [...conv, ...fc].forEach((p) => { p.w.dispose(); p.b.dispose(); });
       for (const b of batches.values()) { b.x.dispose(); b.y.dispose(); }
       batches.clear();
     },

@@ -43,7 +43,7 @@ const COMMON: Record<string, FlagSpec> = {
   'test-ways': { type: 'string', arg: 'LIST', for: ['protonet', 'matching', 'relation', 'siamese'], help: 'also score the trained model on test tasks with these numbers of classes (comma-separated, e.g. 20 after 5-way training)' },
   'lake-runs': { type: 'string', arg: 'FILE', help: 'also score the 20 runs of Lake et al.\'s 20-way one-shot benchmark in FILE (all_runs.zip): accuracy over the 400 trials (siamese) or the 20 runs' },
   'meta-batch': { type: 'int', min: 1, arg: 'T', help: 'tasks, episodes or sequences per update (default 25 sine, 32 omniglot, 1 for metric learners, 16 ntm and mann)' },
-  iterations: { type: 'int', min: 1, help: 'training updates (default 5000 sine, 2000 omniglot, 100000 ntm and mann)' },
+  iterations: { type: 'int', min: 0, help: 'training updates (default 5000 sine, 2000 omniglot, 100000 ntm and mann); 0 with --init-from only evaluates' },
   minutes: { type: 'number', above: 0, arg: 'M', help: 'also stop training after M minutes (default none; 20 for ntm and mann); evaluations are not counted' },
   'meta-lr': { type: 'number', above: 0, arg: 'B', help: 'Adam step size of the training update (default 0.001); Reptile\'s outer step (default 1)' },
   'meta-lr-halve-every': { type: 'int', min: 1, arg: 'N', help: 'halve the Adam step size every N updates, as Snell et al. do (every 2000 episodes); default never' },
@@ -96,6 +96,7 @@ function setup(argv: string[]): Setup | null {
   const recipe = RECIPES.find((r) => algorithm in r.algorithms)!;
   checkApplies(f, FLAGS, algorithm);
   if (f['init-from'] !== undefined && !existsSync(f['init-from'] as string)) throw new UsageError(`--init-from ${f['init-from']}: no such file`);
+  if (f.iterations === 0 && f['init-from'] === undefined) throw new UsageError('--iterations 0 trains nothing: give --init-from FILE to evaluate an earlier run\'s parameters, or --iterations >= 1');
   if (f['cache-dir'] !== undefined && f['no-cache']) throw new UsageError('--cache-dir and --no-cache contradict each other');
   if (f.threads !== undefined && f.threads !== 1 && f.backend === 'ref') throw new UsageError('--threads is for --backend wasm');
   const dataset = (f.dataset as string | undefined) ?? (recipe === mamlFamily ? 'sine' : 'omniglot');

@@ -12,6 +12,7 @@ import { decodeSafetensors, encodeSafetensors, isTransposedInFile } from '../eng
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'dist/cli/main.js');
 const OMNIGLOT = new URL('../../shared/data/omniglot', import.meta.url).pathname;
+const MNIST = new URL('../../shared/data/mnist', import.meta.url).pathname;
 
 // The CLI caches decoded Omniglot under $XDG_CACHE_HOME/metagrad: point that at the cache the dataset
 // tests fill, so a fresh machine decodes the zips once.
@@ -120,9 +121,9 @@ describe('CLI', () => {
       [['--algorithm', 'nope'], /unknown --algorithm 'nope' \(one of maml, fomaml/],
       [['--iterations', 'many'], /--iterations must be a number, got 'many'/],
       [['--iterations', '2.5'], /--iterations must be a whole number, got '2.5'/],
-      [['--iterations=-5'], /--iterations must be >= 1, got -5/],
-      [['--iterations', '-5'], /--iterations must be >= 1, got -5/],
-      [['--iterations', '0'], /--iterations must be >= 1, got 0/],
+      [['--iterations=-5'], /--iterations must be >= 0, got -5/],
+      [['--iterations', '-5'], /--iterations must be >= 0, got -5/],
+      [['--iterations', '0'], /--iterations 0 trains nothing: give --init-from FILE/],
       [['--shots', '0'], /--shots must be >= 1, got 0/],
       [['--queries', '0'], /--queries must be >= 1, got 0/],
       [['--checkpoint-every', '0'], /--checkpoint-every must be >= 1, got 0/],
@@ -174,6 +175,7 @@ describe('CLI', () => {
       [['--algorithm', 'l2l', '--optimizee', 'mnist-mlp'], /--optimizee mnist-mlp needs --data DIR/],
       [['--algorithm', 'l2l', '--optimizee', 'mnist-mlp', '--data', empty], /--data .*: train-images-idx3-ubyte\(\.gz\) not found/],
       [['--algorithm', 'l2l', '--hidden', '40'], /--hidden is for --optimizee mnist-mlp/],
+      [['--algorithm', 'l2l', '--split-lstm'], /--split-lstm is for --optimizee mnist-cnn/],
       [['--algorithm', 'l2l', '--preprocess', '-1'], /--preprocess must be a number > 0 or none, got '-1'/],
       [['--algorithm', 'l2l', '--ways', '5'], /--ways is not for --algorithm l2l/],
       [['--optimizee', 'quadratic'], /--optimizee is for --algorithm l2l, not maml/],
@@ -304,6 +306,22 @@ describe('CLI', () => {
     expect(rep.eval.curve.length).toBe(31);
     for (const b of ['sgd', 'nag', 'rmsprop', 'adam']) expect(rep[`baseline_${b}`].loss.n).toBe(4);
     expect(readFileSync(join(full, 'loss-curves.svg'), 'utf8')).toMatch(/LSTM \(learned\)/);
+    // --iterations 0 --init-from: the same optimiser scored again, on the same held-out optimizees.
+    const again = tmp('l2l-eval');
+    const e = cli(...args, '--iterations', '0', '--init-from', join(full, 'checkpoint.safetensors'), '--out', again, '--force');
+    expect(e.status, e.stderr).toBe(0);
+    expect(report(again).eval).toEqual(rep.eval);
+  }, 170_000);
+
+  it('l2l on an MNIST CNN with one LSTM for the convolutions and one for the fully connected layers', () => {
+    const out = tmp('l2l-cnn');
+    const r = cli('--algorithm', 'l2l', '--optimizee', 'mnist-cnn', '--split-lstm', '--data', MNIST, '--optimizee-steps', '4', '--unroll', '2', '--iterations', '2',
+      '--eval-tasks', '2', '--tune-tasks', '1', '--out', out, '--force');
+    expect(r.status, r.stderr).toBe(0);
+    expect(report(out).config).toMatchObject({ optimizee: 'mnist-cnn', splitLstm: true, preprocess: 10, outputScale: 0.1 });
+    const names = Object.keys(checkpoint(out).tensors);
+    expect(names).toContain('params.conv.layers.0.wx');
+    expect(names).toContain('params.fc.out.w');
   }, 170_000);
 
   it('ravi-larochelle on Omniglot: the LSTM meta-learner, its options recorded', () => {

@@ -5,9 +5,9 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { LearnedOptimizerTrainer, type Optimizee, runOptimizer } from '../../algorithms/l2l.js';
+import { LearnedOptimizerTrainer, type LearnedOptimizer, type Optimizee, runOptimizer } from '../../algorithms/l2l.js';
 import { BASELINES, tuneLearningRate } from '../../algorithms/optimizer-baselines.js';
-import { mlpClassifier, quadratic } from '../../algorithms/optimizees.js';
+import { cnnClassifier, mlpClassifier, quadratic } from '../../algorithms/optimizees.js';
 import { formatSummary, summarize } from '../../algorithms/task.js';
 import { loadMnist } from '../../datasets/index.js';
 import type { MnistData } from '../../datasets/index.js';
@@ -26,7 +26,8 @@ export const l2l: Recipe = {
     l2l: 'learned optimiser (Andrychowicz et al. 2016): a coordinatewise 2-layer LSTM of 20 units trained through unrolled optimisation of --optimizee, compared on held-out optimizees with SGD, NAG, RMSprop and Adam at tuned learning rates',
   },
   flags: {
-    optimizee: { type: 'string', arg: 'NAME', choices: ['quadratic', 'mnist-mlp'], help: 'l2l: what the optimiser learns to optimise: quadratic (128 random 10-d ||W theta - y||^2 at once, default) or mnist-mlp (an MLP on MNIST, batches of 128; needs --data)' },
+    optimizee: { type: 'string', arg: 'NAME', choices: ['quadratic', 'mnist-mlp', 'mnist-cnn'], help: 'l2l: what the optimiser learns to optimise: quadratic (128 random 10-d ||W theta - y||^2 at once, default), mnist-mlp (an MLP on MNIST, batches of 128; needs --data) or mnist-cnn (two stride-2 3x3 convolutions of 8 filters, a hidden layer of 32, ReLU: the stand-in for the paper\'s CIFAR-10 net)' },
+    'split-lstm': { type: 'bool', help: 'l2l mnist-cnn: one LSTM for the convolutional layers and another for the fully connected ones (the paper\'s CIFAR-10 set-up)' },
     'optimizee-steps': { type: 'int', min: 1, arg: 'T', help: 'l2l: steps of a training trajectory (default 100)' },
     unroll: { type: 'int', min: 1, arg: 'U', help: 'l2l: steps per unroll, one optimiser update each (truncated back-propagation; default 20)' },
     'eval-steps': { type: 'int', min: 1, arg: 'T', help: 'l2l: steps of the held-out trajectories (default --optimizee-steps; 200 continues past training, as the paper\'s Figure 4)' },
@@ -43,11 +44,13 @@ export const l2l: Recipe = {
       if (f[k] !== undefined) throw new UsageError(`--${k} is not for --algorithm l2l`);
     }
     const optimizee = (f.optimizee as string) ?? 'quadratic';
-    const mnist = optimizee === 'mnist-mlp';
-    if (!mnist) for (const k of ['hidden', 'layers', 'activation', 'data']) if (f[k] !== undefined) throw new UsageError(`--${k} is for --optimizee mnist-mlp`);
+    const mnist = optimizee !== 'quadratic';
+    if (!mnist && f.data !== undefined) throw new UsageError('--data is for --optimizee mnist-mlp or mnist-cnn');
+    if (optimizee !== 'mnist-mlp') for (const k of ['hidden', 'layers', 'activation']) if (f[k] !== undefined) throw new UsageError(`--${k} is for --optimizee mnist-mlp`);
+    if (optimizee !== 'mnist-cnn' && f['split-lstm']) throw new UsageError('--split-lstm is for --optimizee mnist-cnn');
     if (mnist) {
       const dir = f.data as string | undefined;
-      if (!dir) throw new UsageError('--optimizee mnist-mlp needs --data DIR (the folder with the MNIST files, raw or .gz)');
+      if (!dir) throw new UsageError(`--optimizee ${optimizee} needs --data DIR (the folder with the MNIST files, raw or .gz)`);
       for (const n of MNIST_FILES) if (!existsSync(join(dir, n)) && !existsSync(join(dir, `${n}.gz`))) throw new UsageError(`--data ${dir}: ${n}(.gz) not found`);
     }
     const steps = (f['optimizee-steps'] as number) ?? 100, unroll = (f.unroll as number) ?? 20;
@@ -67,7 +70,8 @@ export const l2l: Recipe = {
       ...base, dataset: mnist ? 'mnist' : 'quadratic', optimizee, ...(mnist ? { data: f.data } : {}), iterations,
       checkpointEvery: (f['checkpoint-every'] as number) ?? 500 - (500 % perTrajectory),
       optimizeeSteps: steps, unroll, evalSteps: (f['eval-steps'] as number) ?? steps,
-      ...(mnist ? { hidden: (f.hidden as number) ?? 20, layers: (f.layers as number) ?? 1, activation: (f.activation as string) ?? 'sigmoid' } : {}),
+      ...(optimizee === 'mnist-mlp' ? { hidden: (f.hidden as number) ?? 20, layers: (f.layers as number) ?? 1, activation: (f.activation as string) ?? 'sigmoid' } : {}),
+      ...(optimizee === 'mnist-cnn' ? { splitLstm: !!f['split-lstm'] } : {}),
       secondDerivatives: !!f['second-derivatives'], preprocess, outputScale: (f['output-scale'] as number) ?? (mnist ? 0.1 : 1),
       metaLr: (f['meta-lr'] as number) ?? 1e-3, evalTasks: (f['eval-tasks'] as number) ?? 100, tuneTasks: (f['tune-tasks'] as number) ?? 5,
       ...(f['init-from'] !== undefined ? { initFrom: f['init-from'] } : {}),
@@ -77,25 +81,30 @@ export const l2l: Recipe = {
 };
 
 async function buildL2L(cfg: Config, log: (line: string) => void): Promise<Run> {
-  const mnist = cfg.optimizee === 'mnist-mlp';
+  const mnist = cfg.optimizee !== 'quadratic';
   const warn = (m: string) => log(m);
   const data: { train: MnistData; test: MnistData } | null = mnist
     ? { train: loadMnist({ root: cfg.data as string, set: 'train', onWarning: warn }), test: loadMnist({ root: cfg.data as string, set: 'test', onWarning: warn }) }
     : null;
   // Training optimizees (MNIST: the training images), and held-out ones (MNIST: the test images, as
   // the reference code evaluates), each drawn from its own seeded stream.
-  const make = (rng: Random, set: 'train' | 'test'): Optimizee => (data
-    ? mlpClassifier({
-      rng, images: data[set].images, labels: data[set].labels, features: 784,
-      hidden: Array(cfg.layers as number).fill(cfg.hidden as number), activation: cfg.activation as 'sigmoid' | 'relu' | 'tanh',
-    })
-    : quadratic({ rng }));
+  const make = (rng: Random, set: 'train' | 'test'): Optimizee => (!data ? quadratic({ rng })
+    : cfg.optimizee === 'mnist-cnn' ? cnnClassifier({ rng, images: data[set].images, labels: data[set].labels, features: 784, side: 28 })
+      : mlpClassifier({
+        rng, images: data[set].images, labels: data[set].labels, features: 784,
+        hidden: Array(cfg.layers as number).fill(cfg.hidden as number), activation: cfg.activation as 'sigmoid' | 'relu' | 'tanh',
+      }));
   const heldOutSet = (n: number, offset: number) => Array.from({ length: n }, (_, k) => make(new Random(cfg.seed + offset + k), 'test'));
 
   const lstm = coordinatewiseLSTM({ layers: [20, 20], preprocess: cfg.preprocess === null ? null : { p: cfg.preprocess as number }, scale: cfg.outputScale as number });
-  const phi = (await startFrom(cfg, lstm.init(new Random(cfg.seed)))).params;
+  // --split-lstm: one LSTM for the convolutional layers, one for the rest, chosen by parameter path.
+  const phiRng = new Random(cfg.seed);
+  const learned: LearnedOptimizer<any> = cfg.splitLstm
+    ? { optimizer: (phi) => optim.grouped([[(path) => path.startsWith('conv'), lstm.optimizer(phi.conv)], [() => true, lstm.optimizer(phi.fc)]]) }
+    : lstm;
+  const phi = (await startFrom(cfg, cfg.splitLstm ? { conv: lstm.init(phiRng), fc: lstm.init(phiRng) } : lstm.init(phiRng))).params;
   const trainer = new LearnedOptimizerTrainer({
-    learned: lstm, phi, steps: cfg.optimizeeSteps as number, unroll: cfg.unroll as number,
+    learned, phi, steps: cfg.optimizeeSteps as number, unroll: cfg.unroll as number,
     secondDerivatives: cfg.secondDerivatives as boolean, metaOptimizer: optim.adam({ lr: cfg.metaLr as number }),
   });
   const train = new Random(cfg.seed + 1);
@@ -161,7 +170,7 @@ function lossPlot(curves: Record<string, { lr?: number; curve: number[] }>, cfg:
     label: name === 'learned' ? 'LSTM (learned)' : `${name} (lr ${c.lr})`, color: colors[name] ?? '#000',
     x: c.curve.map((_, t) => t), y: c.curve.map((v) => Math.log10(Math.max(v, 1e-30))),
   })), {
-    title: `${cfg.optimizee}: mean loss over ${cfg.evalTasks} held-out optimizees`, xRange: [0, steps], yRange: [lo, hi],
+    title: `${cfg.optimizee}${cfg.splitLstm ? ' (conv and fc LSTMs)' : ''}: mean loss over ${cfg.evalTasks} held-out optimizees`, xRange: [0, steps], yRange: [lo, hi],
     xStep: steps > 100 ? 50 : 20, yStep: 0.5, xLabel: 'step', yLabel: 'log10 loss',
   });
 }
