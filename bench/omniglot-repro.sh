@@ -33,6 +33,44 @@ RUNS=(
   "imaml-5w1s|--algorithm imaml --ways 5 --shots 1 --meta-batch 8 --iterations 500 --inner-lr 0.1 --eval-every 100 --checkpoint-every 50"
   # with the reference code's step sizes (inner 0.01, outer 0.01) and lambda 1
   "imaml-5w1s-ref-lr|--algorithm imaml --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.01 --meta-lr 0.01 --lam 1 --eval-every 100 --checkpoint-every 50"
+  # The "Meta-Learning that Memorizes" experiments (issue #20), on MAML's own stride-2 network at
+  # 300 meta-steps of 8 tasks. The plain run is also coefficient 0 of (c) and 1 group of (d).
+  "maml-5w1s-stride|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.1 --downsample stride --eval-every 25 --checkpoint-every 50"
+  # (c) Hessian regularisation: coefficient times a 1-probe Hutchinson estimate of each task's ||H||_F^2
+  "hreg-1e-4|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.1 --downsample stride --eval-every 25 --checkpoint-every 50 --hessian-reg 1e-4"
+  "hreg-1e-3|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.1 --downsample stride --eval-every 25 --checkpoint-every 50 --hessian-reg 1e-3"
+  "hreg-1e-2|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.1 --downsample stride --eval-every 25 --checkpoint-every 50 --hessian-reg 1e-2"
+  # (d) Meta-PCGrad: the 8 tasks in 2, 4 or 8 groups
+  "pcgrad-2|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.1 --downsample stride --eval-every 25 --checkpoint-every 50 --pcgrad-groups 2"
+  "pcgrad-4|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.1 --downsample stride --eval-every 25 --checkpoint-every 50 --pcgrad-groups 4"
+  "pcgrad-8|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.1 --downsample stride --eval-every 25 --checkpoint-every 50 --pcgrad-groups 8"
+  # (a) validation noise: MAML at the reference's inner rate 0.4 against learned per-layer-per-step
+  # rates started at 0.04, three seeds each, held-out accuracy every 15 meta-steps
+  "noise-maml-s0|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.4 --downsample stride --eval-every 15 --checkpoint-every 50 --seed 0"
+  "noise-lslr-s0|--algorithm lslr --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.04 --downsample stride --eval-every 15 --checkpoint-every 50 --seed 0"
+  "noise-maml-s1|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.4 --downsample stride --eval-every 15 --checkpoint-every 50 --seed 1"
+  "noise-lslr-s1|--algorithm lslr --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.04 --downsample stride --eval-every 15 --checkpoint-every 50 --seed 1"
+  "noise-maml-s2|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.4 --downsample stride --eval-every 15 --checkpoint-every 50 --seed 2"
+  "noise-lslr-s2|--algorithm lslr --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.04 --downsample stride --eval-every 15 --checkpoint-every 50 --seed 2"
+  # (b) two task families in sequence: the first 15 background alphabets, then the other 15 from
+  # where that run stopped, each scored on both families' held-out characters; with and without
+  # Meta-PCGrad in the second phase
+  "seq-a|--algorithm maml --split family-a --also-test family-b --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.1 --downsample stride --eval-every 25 --checkpoint-every 50"
+  "seq-b|--algorithm maml --split family-b --also-test family-a --init-from runs/repro/seq-a/checkpoint.safetensors --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.1 --downsample stride --eval-every 25 --checkpoint-every 50"
+  "seq-b-pcgrad|--algorithm maml --split family-b --also-test family-a --init-from runs/repro/seq-a/checkpoint.safetensors --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.1 --downsample stride --eval-every 25 --checkpoint-every 50 --pcgrad-groups 4"
+  # iMAML on the reference code's own terms: its variant (SGD, then one proximal step; damped CG
+  # operator), step sizes and stride-2 network
+  "imaml-5w1s-stride-ref|--algorithm imaml --imaml-variant reference --ways 5 --shots 1 --meta-batch 8 --iterations 300 --inner-lr 0.01 --meta-lr 0.01 --lam 1 --downsample stride --eval-every 25 --checkpoint-every 50"
+  "imaml-20w1s-stride-ref|--algorithm imaml --imaml-variant reference --ways 20 --shots 1 --queries 5 --meta-batch 4 --iterations 200 --inner-steps 25 --inner-lr 0.01 --meta-lr 0.01 --lam 1 --downsample stride --eval-every 50 --checkpoint-every 25"
+  # The MAML-family rows above on the stride-2 network (600 meta-steps of 8 tasks, as theirs)
+  "maml-5w1s-stride-600|--algorithm maml --ways 5 --shots 1 --meta-batch 8 --iterations 600 --inner-lr 0.1 --downsample stride --eval-every 100 --checkpoint-every 100"
+  "fomaml-5w1s-stride|--algorithm fomaml --ways 5 --shots 1 --meta-batch 8 --iterations 600 --inner-lr 0.1 --downsample stride --eval-every 100 --checkpoint-every 100"
+  "metasgd-5w1s-stride|--algorithm metasgd --ways 5 --shots 1 --meta-batch 8 --iterations 600 --inner-lr 0.1 --downsample stride --eval-every 100 --checkpoint-every 100"
+  "maml-20w1s-stride|--algorithm maml --ways 20 --shots 1 --queries 5 --meta-batch 4 --iterations 600 --inner-lr 0.1 --downsample stride --eval-every 100 --checkpoint-every 100"
+  # Ravi & Larochelle's LSTM meta-learner on Omniglot (the paper's mini-ImageNet images are not here):
+  # Conv4 with 32 filters, 12 updates at 1 shot, one episode per update, Adam 1e-3, clipped at 0.25;
+  # as many episodes as 40 minutes allow
+  "ravi-larochelle-5w1s|--algorithm ravi-larochelle --ways 5 --shots 1 --iterations 2400 --minutes 40 --eval-every 100 --checkpoint-every 50"
   "reptile-20w1s|--algorithm reptile --ways 20 --shots 1 --queries 5 --meta-batch 5 --iterations 600 --inner-lr 0.1 --inner-steps 10 --inner-batch 20 --test-steps 10 --eval-every 200"
   # Metric-based learners (issue #5): no head, so one model is also scored on 20-way tasks
   # (--test-ways 20), as Snell et al. do; 1-shot and 5-shot are trained separately.
