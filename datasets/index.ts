@@ -19,3 +19,7 @@ export type { Affine, AffineDistortionOptions } from './augment.js';
 export { decodePng, resizeArea } from './png.js';
 export { readIdx, loadMnist, loadFashionMnist, MNIST_SHA256, FASHION_MNIST_SHA256, FASHION_MNIST_DEBIAN_DIR } from './idx.js';
 export type { IdxFile, IdxArray, IdxType, MnistOptions, MnistData } from './idx.js';
+export { decodeJpeg } from './jpeg.js';
+export type { JpegImage } from './jpeg.js';
+export { MiniImageNet } from './mini-imagenet.js';
+export type { MiniImageNetOptions, MiniImageNetSplit } from './mini-imagenet.js';
