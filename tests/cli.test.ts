@@ -176,6 +176,7 @@ describe('CLI', () => {
       [['--algorithm', 'l2l', '--optimizee', 'mnist-mlp', '--data', empty], /--data .*: train-images-idx3-ubyte\(\.gz\) not found/],
       [['--algorithm', 'l2l', '--hidden', '40'], /--hidden is for --optimizee mnist-mlp/],
       [['--algorithm', 'l2l', '--split-lstm'], /--split-lstm is for --optimizee mnist-cnn/],
+      [['--algorithm', 'l2l', '--images', 'fashion-mnist'], /--images is for --optimizee mnist-mlp or mnist-cnn/],
       [['--algorithm', 'l2l', '--preprocess', '-1'], /--preprocess must be a number > 0 or none, got '-1'/],
       [['--algorithm', 'l2l', '--ways', '5'], /--ways is not for --algorithm l2l/],
       [['--optimizee', 'quadratic'], /--optimizee is for --algorithm l2l, not maml/],

@@ -9,7 +9,7 @@ import { LearnedOptimizerTrainer, type LearnedOptimizer, type Optimizee, runOpti
 import { BASELINES, tuneLearningRate } from '../../algorithms/optimizer-baselines.js';
 import { cnnClassifier, mlpClassifier, quadratic } from '../../algorithms/optimizees.js';
 import { formatSummary, summarize } from '../../algorithms/task.js';
-import { loadMnist } from '../../datasets/index.js';
+import { loadFashionMnist, loadMnist } from '../../datasets/index.js';
 import type { MnistData } from '../../datasets/index.js';
 import { coordinatewiseLSTM } from '../../engine/learned-optim.js';
 import * as optim from '../../engine/optim.js';
@@ -27,6 +27,7 @@ export const l2l: Recipe = {
   },
   flags: {
     optimizee: { type: 'string', arg: 'NAME', choices: ['quadratic', 'mnist-mlp', 'mnist-cnn'], help: 'l2l: what the optimiser learns to optimise: quadratic (128 random 10-d ||W theta - y||^2 at once, default), mnist-mlp (an MLP on MNIST, batches of 128; needs --data) or mnist-cnn (two stride-2 3x3 convolutions of 8 filters, a hidden layer of 32, ReLU: the stand-in for the paper\'s CIFAR-10 net)' },
+    images: { type: 'string', arg: 'NAME', choices: ['mnist', 'fashion-mnist'], help: 'l2l mnist-mlp / mnist-cnn: the images in --data: mnist (default) or fashion-mnist (Debian\'s dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist); same file names and shapes' },
     'split-lstm': { type: 'bool', help: 'l2l mnist-cnn: one LSTM for the convolutional layers and another for the fully connected ones (the paper\'s CIFAR-10 set-up)' },
     'optimizee-steps': { type: 'int', min: 1, arg: 'T', help: 'l2l: steps of a training trajectory (default 100)' },
     unroll: { type: 'int', min: 1, arg: 'U', help: 'l2l: steps per unroll, one optimiser update each (truncated back-propagation; default 20)' },
@@ -45,7 +46,7 @@ export const l2l: Recipe = {
     }
     const optimizee = (f.optimizee as string) ?? 'quadratic';
     const mnist = optimizee !== 'quadratic';
-    if (!mnist && f.data !== undefined) throw new UsageError('--data is for --optimizee mnist-mlp or mnist-cnn');
+    if (!mnist) for (const k of ['data', 'images']) if (f[k] !== undefined) throw new UsageError(`--${k} is for --optimizee mnist-mlp or mnist-cnn`);
     if (optimizee !== 'mnist-mlp') for (const k of ['hidden', 'layers', 'activation']) if (f[k] !== undefined) throw new UsageError(`--${k} is for --optimizee mnist-mlp`);
     if (optimizee !== 'mnist-cnn' && f['split-lstm']) throw new UsageError('--split-lstm is for --optimizee mnist-cnn');
     if (mnist) {
@@ -67,7 +68,7 @@ export const l2l: Recipe = {
       if (preprocess !== null && !(preprocess > 0)) throw new UsageError(`--preprocess must be a number > 0 or none, got '${pre}'`);
     }
     return {
-      ...base, dataset: mnist ? 'mnist' : 'quadratic', optimizee, ...(mnist ? { data: f.data } : {}), iterations,
+      ...base, dataset: mnist ? (f.images as string) ?? 'mnist' : 'quadratic', optimizee, ...(mnist ? { data: f.data } : {}), iterations,
       checkpointEvery: (f['checkpoint-every'] as number) ?? 500 - (500 % perTrajectory),
       optimizeeSteps: steps, unroll, evalSteps: (f['eval-steps'] as number) ?? steps,
       ...(optimizee === 'mnist-mlp' ? { hidden: (f.hidden as number) ?? 20, layers: (f.layers as number) ?? 1, activation: (f.activation as string) ?? 'sigmoid' } : {}),
@@ -83,8 +84,9 @@ export const l2l: Recipe = {
 async function buildL2L(cfg: Config, log: (line: string) => void): Promise<Run> {
   const mnist = cfg.optimizee !== 'quadratic';
   const warn = (m: string) => log(m);
+  const load = cfg.dataset === 'fashion-mnist' ? loadFashionMnist : loadMnist;
   const data: { train: MnistData; test: MnistData } | null = mnist
-    ? { train: loadMnist({ root: cfg.data as string, set: 'train', onWarning: warn }), test: loadMnist({ root: cfg.data as string, set: 'test', onWarning: warn }) }
+    ? { train: load({ root: cfg.data as string, set: 'train', onWarning: warn }), test: load({ root: cfg.data as string, set: 'test', onWarning: warn }) }
     : null;
   // Training optimizees (MNIST: the training images), and held-out ones (MNIST: the test images, as
   // the reference code evaluates), each drawn from its own seeded stream.
@@ -170,7 +172,7 @@ function lossPlot(curves: Record<string, { lr?: number; curve: number[] }>, cfg:
     label: name === 'learned' ? 'LSTM (learned)' : `${name} (lr ${c.lr})`, color: colors[name] ?? '#000',
     x: c.curve.map((_, t) => t), y: c.curve.map((v) => Math.log10(Math.max(v, 1e-30))),
   })), {
-    title: `${cfg.optimizee}${cfg.splitLstm ? ' (conv and fc LSTMs)' : ''}: mean loss over ${cfg.evalTasks} held-out optimizees`, xRange: [0, steps], yRange: [lo, hi],
+    title: `${cfg.optimizee}${cfg.dataset === 'fashion-mnist' ? ' on Fashion-MNIST' : ''}${cfg.splitLstm ? ' (conv and fc LSTMs)' : ''}: mean loss over ${cfg.evalTasks} held-out optimizees`, xRange: [0, steps], yRange: [lo, hi],
     xStep: steps > 100 ? 50 : 20, yStep: 0.5, xLabel: 'step', yLabel: 'log10 loss',
   });
 }
