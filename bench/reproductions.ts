@@ -211,7 +211,7 @@ function studySection(cmds: Record<string, string>): string[] {
     out.push('![task families in sequence](results/omniglot/sequence-curves.svg)', '');
   }
   // (c) Hessian regularisation
-  const hreg = runNames(OMNI).filter((n) => n.startsWith('hreg-'));
+  const hreg = runNames(OMNI).filter((n) => n.startsWith('hreg-')).sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
   if (hreg.length && base) {
     const runs = [['maml-5w1s-stride', base] as const, ...hreg.map((n) => [n, load(n)] as const)];
     const hf = (r: any) => (r.curve ?? []).filter((p: any) => p.hessianFrobenius !== undefined).map((p: any) => p.hessianFrobenius as number);
@@ -229,7 +229,7 @@ function studySection(cmds: Record<string, string>): string[] {
     out.push('![Hessian regularisation: accuracy](results/omniglot/hreg-curves.svg)', '', '![Hessian regularisation: loss](results/omniglot/hreg-loss.svg)', '');
   }
   // (d) Meta-PCGrad
-  const pcg = runNames(OMNI).filter((n) => n.startsWith('pcgrad-'));
+  const pcg = runNames(OMNI).filter((n) => n.startsWith('pcgrad-')).sort((a, b) => Number(a.slice(7)) - Number(b.slice(7)));
   if (pcg.length && base) {
     const runs = [['maml-5w1s-stride', base] as const, ...pcg.map((n) => [n, load(n)] as const)];
     out.push('### (d) Meta-PCGrad', '',
