@@ -35,3 +35,10 @@ export { quadratic, mlpClassifier } from './optimizees.js';
 export type { QuadraticOptions, MLPOptimizeeOptions, MLPParams } from './optimizees.js';
 export { RaviLarochelle, initMetaLearnerLSTM, metaLearnerStep, metaLearnerState, clipByGlobalNorm } from './ravi-larochelle.js';
 export type { RaviLarochelleOptions, MetaLearnerLSTMParams, MetaLearnerState } from './ravi-larochelle.js';
+export {
+  averageAccuracy, backwardTransfer, forwardTransfer, averageAccuracyAfterEach, continualSummary, summarizeContinual,
+  onlineAccuracy, accuracySinceSwitch, recoveryAccuracy, recoveryTime,
+} from './continual-metrics.js';
+export type { AccuracyMatrix, Transfer, StreamRecord } from './continual-metrics.js';
+export { EWC, fisherDiagonal } from './ewc.js';
+export type { EWCOptions, FisherKind, Classifier, ClassBatch } from './ewc.js';

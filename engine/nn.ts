@@ -133,6 +133,23 @@ function batchNormIn(p: BatchNormParams, x: Tensor, mode: BatchNormMode, eps: nu
   return { y, running };
 }
 
+// ---------- dropout ----------
+
+/**
+ * Inverted dropout (Srivastava et al. 2014): in training, each unit of x is zeroed with probability
+ * `rate` and the others scaled by 1 / (1 - rate), with the mask drawn from `rng` (a stream of the
+ * caller's, so a run can save and resume it); at inference x itself. The mask is a constant, so the
+ * gradient flows through the kept units only.
+ */
+export function dropout(x: Tensor, rate: number, rng: Random, training: boolean): Tensor {
+  if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropout: rate must be in [0, 1), got ${rate}`);
+  if (!training || rate === 0) return x;
+  return composite('dropout', () => {
+    const keepMask = ops.greaterEqual(rng.uniform(x.shape, { dtype: x.dtype }), rate);
+    return ops.mul(x, ops.mul(keepMask, 1 / (1 - rate)));
+  });
+}
+
 // ---------- recurrent ----------
 
 export interface LSTMParams { [k: string]: Tensor; wx: Tensor; wh: Tensor; b: Tensor }
