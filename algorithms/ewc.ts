@@ -75,6 +75,8 @@ export interface EWCOptions<P> {
   lambda: number;
   /** How the Fisher diagonal is computed at each consolidation (default 'exact'). */
   fisher?: FisherKind;
+  /** The L2 baseline: every parameter's importance 1 instead of its Fisher information. */
+  l2?: boolean;
   /** Online EWC: decay the earlier Fisher by gamma and anchor at the latest solution only (default: one penalty per task). */
   online?: { gamma: number };
   /** Draws the 'sampled' Fisher's labels (owned: saved in state()). */
@@ -128,7 +130,8 @@ export class EWC<P> extends LearnerBase<{ params: P }, ClassBatch, ClassBatch> {
    * training examples) joins the penalty, anchored at the current parameters.
    */
   consolidate(data: ClassBatch): void {
-    const F = fisherDiagonal(this.o.model, this.params, data, { kind: this.o.fisher ?? 'exact', rng: this.o.rng });
+    const F = this.o.l2 ? treeMap((p: Tensor) => ops.onesLike(p), this.params)
+      : fisherDiagonal(this.o.model, this.params, data, { kind: this.o.fisher ?? 'exact', rng: this.o.rng });
     const next = tidy(() => {
       const a = this.anchors.tree;
       const decay = this.o.online ? this.o.online.gamma : 1;

@@ -18,21 +18,22 @@ import { mamlFamily } from './recipes/maml-family.js';
 import { memory } from './recipes/memory.js';
 import { l2l } from './recipes/l2l.js';
 import { raviLarochelle } from './recipes/ravi-larochelle.js';
+import { continual } from './recipes/continual.js';
 import { metric } from './recipes/metric.js';
 import { siamese } from './recipes/siamese.js';
 import { ensureWritableFolder, yieldToEventLoop } from './files.js';
 
-const RECIPES: Recipe[] = [mamlFamily, metric, siamese, finetune, raviLarochelle, memory, l2l];
+const RECIPES: Recipe[] = [mamlFamily, metric, siamese, finetune, raviLarochelle, memory, l2l, continual];
 const ALGORITHMS = Object.fromEntries(RECIPES.flatMap((r) => Object.entries(r.algorithms)));
 const CHECKPOINT = 'checkpoint.safetensors';
 const FORMAT = 'metagrad-run-1';
 
 /** The learners trained and scored on tasks (all but the memory-based ones). */
-const TASK_LEARNERS = RECIPES.filter((r) => r !== memory && r !== l2l).flatMap((r) => Object.keys(r.algorithms));
+const TASK_LEARNERS = RECIPES.filter((r) => r !== memory && r !== l2l && r !== continual).flatMap((r) => Object.keys(r.algorithms));
 
 const COMMON: Record<string, FlagSpec> = {
   algorithm: { type: 'string', arg: 'NAME', choices: Object.keys(ALGORITHMS), help: 'the learner (default maml; the list above)' },
-  dataset: { type: 'string', arg: 'NAME', choices: ['sine', 'omniglot'], help: 'sine (default for the MAML family) or omniglot (default for the others; the NTM\'s copy task is generated)' },
+  dataset: { type: 'string', arg: 'NAME', choices: ['sine', 'omniglot', 'permuted-mnist'], help: 'sine (default for the MAML family), omniglot (default for the others; the NTM\'s copy task is generated) or permuted-mnist (ewc)' },
   data: { type: 'string', arg: 'DIR', help: 'folder with Omniglot\'s images_background.zip and images_evaluation.zip (and splits/vinyals/*.txt); required for omniglot' },
   split: { type: 'string', arg: 'NAME', choices: ['vinyals', 'maml', 'background', 'family-a', 'family-b'], help: 'omniglot class split: vinyals (default), maml (1200 training characters), background (train on images_background, test on images_evaluation, no rotations: the set-up of Lake\'s runs and Koch et al.), or family-a / family-b (two task families for sequential training: the first and the last 15 alphabets of images_background, unrotated, every fourth character of each alphabet held out for testing)' },
   'also-test': { type: 'string', arg: 'NAME', choices: ['vinyals', 'maml', 'background', 'family-a', 'family-b'], for: TASK_LEARNERS, help: 'omniglot: also score the learning curve and the final evaluation on the test classes of this split (e.g. family-a while training on family-b, to measure forgetting)' },
@@ -99,6 +100,7 @@ function setup(argv: string[]): Setup | null {
   if (f.iterations === 0 && f['init-from'] === undefined) throw new UsageError('--iterations 0 trains nothing: give --init-from FILE to evaluate an earlier run\'s parameters, or --iterations >= 1');
   if (f['cache-dir'] !== undefined && f['no-cache']) throw new UsageError('--cache-dir and --no-cache contradict each other');
   if (f.threads !== undefined && f.threads !== 1 && f.backend === 'ref') throw new UsageError('--threads is for --backend wasm');
+  if (f.dataset === 'permuted-mnist' && recipe !== continual) throw new UsageError(`--dataset permuted-mnist is for --algorithm ewc, not ${algorithm}`);
   const dataset = (f.dataset as string | undefined) ?? (recipe === mamlFamily ? 'sine' : 'omniglot');
   const base: Config = {
     algorithm, dataset, backend: (f.backend as string) ?? 'wasm', seed: (f.seed as number) ?? 0, iterations: f.iterations as number,

@@ -23,3 +23,5 @@ export { decodeJpeg } from './jpeg.js';
 export type { JpegImage } from './jpeg.js';
 export { MiniImageNet } from './mini-imagenet.js';
 export type { MiniImageNetOptions, MiniImageNetSplit } from './mini-imagenet.js';
+export { pixelPermutations, permuteImages, PermutedTasks, PermutedBatches } from './permuted.js';
+export type { PixelPermutationOptions, LabelledImages, PermutedSet, PermutedBatch, PermutedBatchesOptions, PermutedBatchesState } from './permuted.js';

@@ -138,7 +138,7 @@ describe('CLI', () => {
       [['--fce=yes', '--algorithm', 'matching'], /--fce takes no value/],
       [['stray'], /unexpected argument 'stray'/],
       [['--seed', '1', '--seed', '2'], /--seed is given twice/],
-      [['--dataset', 'mnist'], /unknown --dataset 'mnist' \(one of sine, omniglot\)/],
+      [['--dataset', 'mnist'], /unknown --dataset 'mnist' \(one of sine, omniglot, permuted-mnist\)/],
       [['--backend', 'cuda'], /unknown --backend 'cuda'/],
       [['--split', 'random', '--dataset', 'omniglot'], /unknown --split 'random'/],
       [['--algorithm', 'maml', '--test-ways', '20', '--dataset', 'omniglot', '--data', OMNIGLOT], /--test-ways is for --algorithm protonet, matching, relation or siamese, not maml/],
@@ -168,6 +168,10 @@ describe('CLI', () => {
       [['--algorithm', 'mann', '--data', OMNIGLOT, '--key-strength', '0'], /--key-strength must be a positive number or 'off', got '0'/],
       [['--algorithm', 'ntm', '--init-from', join(empty, 'x.json')], /--init-from .*x\.json: no such file/],
       [['--cg-damping', '1'], /--cg-damping is for --algorithm imaml, not maml/],
+      [['--algorithm', 'ewc'], /--algorithm ewc needs --data DIR/],
+      [['--algorithm', 'ewc', '--data', MNIST, '--dropout', '1'], /--dropout must be below 1, got 1/],
+      [['--algorithm', 'ewc', '--data', MNIST, '--tasks', '2', '--steps-per-task', '5', '--iterations', '11'], /--iterations 11 is more than the 2 tasks x 5 steps/],
+      [['--dataset', 'permuted-mnist'], /--dataset permuted-mnist is for --algorithm ewc, not maml/],
       [['--algorithm', 'ravi-larochelle', '--dataset', 'sine'], /--algorithm ravi-larochelle needs --dataset omniglot/],
       [['--algorithm', 'ravi-larochelle', '--dataset', 'omniglot', '--data', OMNIGLOT, '--updates', '0'], /--updates must be >= 1, got 0/],
       [['--algorithm', 'l2l', '--optimizee-steps', '30', '--unroll', '20'], /--optimizee-steps 30 must be a whole multiple of --unroll 20/],
@@ -333,6 +337,18 @@ describe('CLI', () => {
     const rep = report(out);
     expect(rep.config).toMatchObject({ algorithm: 'ravi-larochelle', updates: 2, filters: 8, clipNorm: 0.25, metaBatch: 1 });
     expect(checkpoint(out).tensors['metaLearner.bF'].shape).toEqual([1]);
+  }, 170_000);
+
+  it('ewc on permuted MNIST: tasks in sequence, scored on every task after each, the accuracy matrix and backward transfer', () => {
+    const out = tmp('ewc');
+    const r = cli('--algorithm', 'ewc', '--data', MNIST, '--tasks', '3', '--steps-per-task', '4', '--hidden', '8', '--fisher-samples', '5', '--eval-tasks', '100', '--out', out, '--force');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/final: accuracy [\d.]+ \/ [\d.]+ \/ [\d.]+ % on tasks 1\.\.3 \(100 test images each\)/);
+    const rep = report(out);
+    expect(rep.config).toMatchObject({ algorithm: 'ewc', dataset: 'permuted-mnist', tasks: 3, stepsPerTask: 4, lambda: 10, fisher: 'exact', evalEvery: 4 });
+    expect(rep.accuracyMatrix.map((row: number[]) => row.length)).toEqual([1, 2, 3]);
+    expect(typeof rep.backwardTransfer).toBe('number');
+    expect(checkpoint(out).meta.learner.tasks).toBe(2);
   }, 170_000);
 
   it('protonet on Omniglot scores the same model on 5-way and, with --test-ways, 10-way tasks; --meta-lr-halve-every is recorded', () => {

@@ -94,6 +94,23 @@ const CASES: Record<string, Case> = {
     make: (seed) => new FineTuneBaseline({ features: (p: any, x: Tensor) => mg.nn.conv4Features(p, x), featureDim: 4, params: conv4(new mg.Random(seed), 5) as any, optimizer: adam() }),
     batch: (i) => { const rng = new mg.Random(4000 + i); return { x: rng.uniform([6, 1, 16, 16]), labels: Int32Array.from([0, 1, 2, 3, 4, 0]) }; },
   },
+  'LearnedOptimizerTrainer (an LSTM optimiser, one update per trajectory)': {
+    make: (seed) => { const lstm = mg.optim.coordinatewiseLSTM({ layers: [4] }); return new algorithms.LearnedOptimizerTrainer({ learned: lstm, phi: lstm.init(new mg.Random(seed)), steps: 3, unroll: 3, metaOptimizer: adam() }); },
+    batch: (i) => algorithms.quadratic({ rng: new mg.Random(6000 + i), batch: 4, dims: 3 }),
+  },
+  'RaviLarochelle (LSTM meta-learner, clipped)': {
+    make: (seed) => { const rng = new mg.Random(seed); return new algorithms.RaviLarochelle({ model: (p, x) => mg.nn.sineMLP(p, x), loss: regressionLoss, params: mg.nn.initSineMLP(rng, { hidden: 8 }), metaLearner: algorithms.initMetaLearnerLSTM(rng, { hidden: 4 }), updates: 2, metaOptimizer: adam() }); },
+    batch: (i) => [sineTask(i)],
+  },
+  'EWC (penalty sums as buffers, the sampled Fisher\'s stream in the state)': {
+    make: (seed) => {
+      const rng = new mg.Random(seed), data = () => { const r = new mg.Random(7000); return { x: r.normal([6, 5]), labels: Int32Array.from([0, 1, 2, 0, 1, 2]) }; };
+      const ewc = new algorithms.EWC({ model: (p: any, x: Tensor) => mg.nn.linear(p.l2, mg.nn.linear(p.l1, x).tanh()), params: { l1: mg.nn.initLinear(rng, 5, 6), l2: mg.nn.initLinear(rng, 6, 3) }, lambda: 3, fisher: 'sampled', rng: new mg.Random(seed + 1), optimizer: adam() });
+      ewc.consolidate(data());
+      return ewc;
+    },
+    batch: (i) => { const r = new mg.Random(7100 + i); return { x: r.normal([6, 5]), labels: Int32Array.from([2, 1, 0, 0, 1, 2]) }; },
+  },
   'SequenceTrainer (NTM, clipped)': {
     make: (seed) => new SequenceTrainer(initNTM(new mg.Random(seed), { inputSize: 5, outputSize: 4, hidden: 8, rows: 6, width: 4 }),
       (p, b: { input: Tensor; target: Tensor }) => copyLoss(p, b.input, b.target), adam(), 0.05),
@@ -119,7 +136,7 @@ describe('learner contract (wasm)', () => {
 
   it('every learner class algorithms/ exports has a case here', async () => {
     const classes = Object.entries(algorithms).filter(([n, v]) => typeof v === 'function' && v.prototype instanceof LearnerBase && n !== 'MetricLearner');
-    expect(classes.map(([n]) => n).sort()).toEqual(['FineTuneBaseline', 'IMAML', 'MAML', 'MatchingNet', 'ProtoNet', 'RelationNet', 'Reptile', 'SequenceTrainer', 'SiameseNetwork']);
+    expect(classes.map(([n]) => n).sort()).toEqual(['EWC', 'FineTuneBaseline', 'IMAML', 'LearnedOptimizerTrainer', 'MAML', 'MatchingNet', 'ProtoNet', 'RaviLarochelle', 'RelationNet', 'Reptile', 'SequenceTrainer', 'SiameseNetwork']);
     const covered = new Set(Object.values(CASES).map((c) => { const l = c.make(0); const ctor = l.constructor; l.dispose(); return ctor; }));
     for (const [n, cls] of classes) expect(covered.has(cls as any), `${n} has no state round-trip case`).toBe(true);
   });
