@@ -20,12 +20,13 @@ RUNS=(
   # scale 0.1 (the paper's); held-out runs on the test images, continued to 200 steps
   "l2l-mnist|--algorithm l2l --optimizee mnist-mlp --data $DATA --iterations 500 --minutes 45 --eval-steps 200 --eval-every 100 --checkpoint-every 25"
   # The optimiser trained in l2l-mnist, run without further training (--iterations 0) on other nets
-  # (the paper's Figure 5): 40 hidden units, two hidden layers, ReLU instead of sigmoid
-  "l2l-mnist-40|--algorithm l2l --optimizee mnist-mlp --data $DATA --hidden 40 --iterations 0 --init-from runs/repro/l2l-mnist/checkpoint.safetensors"
-  "l2l-mnist-2layers|--algorithm l2l --optimizee mnist-mlp --data $DATA --layers 2 --iterations 0 --init-from runs/repro/l2l-mnist/checkpoint.safetensors"
-  "l2l-mnist-relu|--algorithm l2l --optimizee mnist-mlp --data $DATA --activation relu --iterations 0 --init-from runs/repro/l2l-mnist/checkpoint.safetensors"
+  # (the paper's Figure 5): 40 hidden units, two hidden layers, ReLU instead of sigmoid; 30 held-out
+  # optimizees each
+  "l2l-mnist-40|--algorithm l2l --optimizee mnist-mlp --data $DATA --hidden 40 --iterations 0 --init-from runs/repro/l2l-mnist/checkpoint.safetensors --eval-tasks 30"
+  "l2l-mnist-2layers|--algorithm l2l --optimizee mnist-mlp --data $DATA --layers 2 --iterations 0 --init-from runs/repro/l2l-mnist/checkpoint.safetensors --eval-tasks 30"
+  "l2l-mnist-relu|--algorithm l2l --optimizee mnist-mlp --data $DATA --activation relu --iterations 0 --init-from runs/repro/l2l-mnist/checkpoint.safetensors --eval-tasks 30"
   # The same optimiser on Fashion-MNIST, a transfer the paper did not test
-  "l2l-fashion|--algorithm l2l --optimizee mnist-mlp --images fashion-mnist --data /usr/share/datasets/fashion-mnist --iterations 0 --init-from runs/repro/l2l-mnist/checkpoint.safetensors"
+  "l2l-fashion|--algorithm l2l --optimizee mnist-mlp --images fashion-mnist --data /usr/share/datasets/fashion-mnist --iterations 0 --init-from runs/repro/l2l-mnist/checkpoint.safetensors --eval-tasks 30"
   # The conv/fc split on a small MNIST CNN (the paper's CIFAR-10 figure; a substitute): one LSTM for
   # all parameters, and one for the convolutions and another for the fully connected layers
   "l2l-cnn|--algorithm l2l --optimizee mnist-cnn --data $DATA --iterations 300 --minutes 30 --eval-every 100 --checkpoint-every 25"
