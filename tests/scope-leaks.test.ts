@@ -73,6 +73,7 @@ const LAYERS: Record<string, (t: (shape: number[]) => Tensor) => unknown> = {
   'nn.convBlock': (t) => nn.convBlock({ conv: { w: t([2, 1, 3, 3]), b: t([2]) }, bn: { scale: t([2]), shift: t([2]) } }, t([2, 1, 6, 6])),
   'nn.convBlockTail': (t) => nn.convBlockTail({ conv: { w: t([2, 1, 3, 3]), b: t([2]) }, bn: { scale: t([2]), shift: t([2]) } }, t([2, 2, 6, 6])),
   'nn.batchNorm': (t) => nn.batchNorm({ scale: t([2]), shift: t([2]) }, t([3, 2, 2, 2]), { stats: 'running', running: { mean: t([2]), variance: t([2]) }, training: true }),
+  'nn.dropout': (t) => nn.dropout(t([4, 3]), 0.5, rng(), true),
   'nn.lstmCell': (t) => nn.lstmCell({ wx: t([3, 8]), wh: t([2, 8]), b: t([8]) }, t([1, 3]), { h: t([1, 2]), c: t([1, 2]) }),
   'nn.biLSTM': (t) => nn.biLSTM({ forward: { wx: t([3, 8]), wh: t([2, 8]), b: t([8]) }, backward: { wx: t([3, 8]), wh: t([2, 8]), b: t([8]) } }, t([4, 1, 3])),
   'nn.squaredDistances': (t) => nn.squaredDistances(t([3, 2]), t([4, 2])),
