@@ -24,11 +24,14 @@ const PUBLISHED: Record<string, Record<string, string>> = {
   siamese: { '20-1': '~92 on Lake\'s runs (Koch et al.)' },
   // Rajeswaran et al. 2019, Table 2: gradient-descent inner solver (Hessian-free: 99.50 / 96.18).
   imaml: { '5-1': '99.16 (Rajeswaran et al., GD)', '20-1': '94.46' },
+  // Ravi & Larochelle 2017 report mini-ImageNet only (5-way 1-shot 43.44, 5-shot 60.60); no Omniglot figure.
+  'ravi-larochelle': { '5-1': '- (43.44 on mini-ImageNet)', '5-5': '- (60.60 on mini-ImageNet)' },
 };
 
 /** What a run's row must say beside its figure (why it is where it is), by run name. */
 const RUN_NOTES: Record<string, string> = {
   'imaml-5w1s': 'diverged: the smoothed query loss rose from 1.18 (step 200) to 2.32, held-out 54.8 % at 100 steps, 37.4 % at 500; with an inner step of 0.1 and Adam 1e-3 this run is not a usable configuration',
+  'ravi-larochelle-5w1s': 'stopped by its 40-minute budget (the paper trains 75,000 episodes on mini-ImageNet); Omniglot stands in for mini-ImageNet, whose images are not on this machine',
   'imaml-5w1s-ref-lr': 'the reference code\'s step sizes; still improving when stopped (held-out 60.2, 67.1, 76.3 % at 100, 200, 300 steps, where maml-5w1s had 80.7, 84.8, 86.9); below MAML at this budget, far below the published figure, reached with far longer training',
 };
 
@@ -93,7 +96,7 @@ function main() {
     const net = c.downsample === 'stride' ? ', stride-2 Conv4' : '';
     const budget = c.algorithm === 'siamese' ? `${c.iterations} batches of ${c.pairs ?? '?'} pairs`
       : gradientBased ? `${c.iterations} x ${c.metaBatch} tasks, inner lr ${c.innerLr} x ${c.innerSteps} step(s)${c.innerBatch ? ` of ${c.innerBatch} examples` : ''}, ${c.testSteps} at test${imaml}${net}`
-        : `${c.iterations} episodes`;
+        : `${r.trainIterations ?? c.iterations} episodes${c.algorithm === 'ravi-larochelle' ? `, ${c.updates} updates, Conv4 of ${c.filters} filters` : ''}`;
     const schedule = c.metaLrHalveEvery ? `, Adam step ${c.metaLr} halved every ${c.metaLrHalveEvery}` : '';
     // Reports from before Reptile trained on support and query together (commit fd5f044), and
     // Matching reports from before the learned scale on the cosines.
@@ -200,6 +203,11 @@ function studySection(cmds: Record<string, string>): string[] {
     out.push('### (b) Two task families in sequence', '',
       'The study says meta-training on one task family after another erodes the first. Family A: the first 15 of images_background\'s 30 alphabets (name order), family B: the other 15 (`--split family-a`, `family-b`); every fourth character of each alphabet is held out, and both families are scored on their held-out characters (600 test tasks each, `--also-test`). seq-a trains on A from scratch; seq-b continues from seq-a\'s parameters on B (fresh Adam state), with and without Meta-PCGrad (4 groups of 2 tasks, all from B).', '',
       '| run | phase | family A test accuracy % | family B test accuracy % | time | command |', '| --- | --- | --- | --- | --- | --- |', ...rows, '');
+    const afterB = load('seq-b');
+    if (afterB) {
+      const before = seqA.eval_3_steps.accuracy.mean, after = afterB.eval_3_steps_also.accuracy.mean;
+      out.push(`Family A after training on B: ${(100 * before).toFixed(2)} % → ${(100 * after).toFixed(2)} % (${after < before ? 'forgotten in part' : 'no forgetting: the two halves of Omniglot\'s alphabets are too alike for it to show; a more distant pair, such as Omniglot then MNIST, is still to run'}).`, '');
+    }
     const curves: Curve[] = [{ name: 'seq-a: A', points: heldOut(seqA) }, { name: 'seq-a: B', points: heldOut(seqA, 'heldOutAlso') }];
     for (const n of ['seq-b', 'seq-b-pcgrad']) {
       const r = load(n);
