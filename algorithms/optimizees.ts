@@ -66,28 +66,16 @@ export type MLPParams = { layers: nn.LinearParams[] };
  * so f(θ, t) is a function of θ).
  */
 export function mlpClassifier(o: MLPOptimizeeOptions): Optimizee<MLPParams> {
-  const classes = o.classes ?? 10, sizes = [o.features, ...(o.hidden ?? [20]), classes], batch = o.batch ?? 128;
+  const classes = o.classes ?? 10, sizes = [o.features, ...(o.hidden ?? [20]), classes];
   const n = o.labels.length;
   if (o.images.length !== n * o.features) throw new Error(`mlpClassifier: ${o.images.length} pixel values for ${n} labels of ${o.features} features`);
   const act = o.activation ?? 'sigmoid';
   const init0 = sizes.slice(1).map((out, l) => ({ w: keep(o.rng.normal([sizes[l], out], { std: 0.01 })), b: keep(o.rng.normal([out], { std: 0.01 })) }));
-  // One batch per step, drawn lazily and kept for the optimizee's lifetime (a trajectory revisits step t).
-  const batches = new Map<number, { x: Tensor; y: Tensor }>();
-  const batchAt = (t: number) => {
-    let bt = batches.get(t);
-    if (!bt) {
-      const idx = Array.from({ length: batch }, () => Math.floor(o.rng.next() * n));
-      const x = new Float32Array(batch * o.features);
-      idx.forEach((i, k) => x.set(o.images.subarray(i * o.features, (i + 1) * o.features), k * o.features));
-      bt = keep({ x: ops.tensor(x, [batch, o.features]), y: ops.oneHot(idx.map((i) => o.labels[i]), classes) });
-      batches.set(t, bt);
-    }
-    return bt;
-  };
+  const batches = stepBatches(o, [o.features], classes);
   return {
     init: () => ({ layers: init0.map((l) => ({ w: ops.add(l.w, 0), b: ops.add(l.b, 0) })) }),
     loss: (theta, t) => {
-      const { x, y } = batchAt(t);
+      const { x, y } = batches.at(t);
       let h = x;
       theta.layers.forEach((l, i) => {
         h = nn.linear(l, h);
@@ -97,8 +85,7 @@ export function mlpClassifier(o: MLPOptimizeeOptions): Optimizee<MLPParams> {
     },
     dispose: () => {
       init0.forEach((l) => { l.w.dispose(); l.b.dispose(); });
-      for (const b of batches.values()) { b.x.dispose(); b.y.dispose(); }
-      batches.clear();
+      batches.dispose();
     },
   };
 }
@@ -120,23 +107,12 @@ export function cnnClassifier(o: MLPOptimizeeOptions & { side: number; channels?
   const conv = channels.map((c, l) => { size = Math.floor((size + 1) / 2); return keep(nn.initConv2d(o.rng, l === 0 ? 1 : channels[l - 1], c, 3)); });
   const flat = channels[channels.length - 1] * size * size;
   const fc = [keep(nn.initLinear(o.rng, flat, hiddenSize)), keep(nn.initLinear(o.rng, hiddenSize, classes))];
-  const batches = new Map<number, { x: Tensor; y: Tensor }>();
-  const batchAt = (t: number) => {
-    let bt = batches.get(t);
-    if (!bt) {
-      const idx = Array.from({ length: batch }, () => Math.floor(o.rng.next() * n));
-      const px = o.side * o.side, x = new Float32Array(batch * px);
-      idx.forEach((i, k) => x.set(o.images.subarray(i * px, (i + 1) * px), k * px));
-      bt = keep({ x: ops.tensor(x, [batch, 1, o.side, o.side]), y: ops.oneHot(idx.map((i) => o.labels[i]), classes) });
-      batches.set(t, bt);
-    }
-    return bt;
-  };
+  const batches = stepBatches(o, [1, o.side, o.side], classes);
   const copy = <T extends Record<string, Tensor>>(p: T): T => treeMap((x: Tensor) => ops.add(x, 0), p);
   return {
     init: () => ({ conv: conv.map(copy), fc: fc.map(copy) }),
     loss: (theta, t) => {
-      const { x, y } = batchAt(t);
+      const { x, y } = batches.at(t);
       let h = x;
       for (const c of theta.conv) h = ops.relu(nn.conv2dLayer(c, h, { stride: 2, padding: 1 }));
       h = ops.relu(nn.linear(theta.fc[0], ops.reshape(h, [batch, -1])));
@@ -144,8 +120,34 @@ export function cnnClassifier(o: MLPOptimizeeOptions & { side: number; channels?
     },
     dispose: () => {
       [...conv, ...fc].forEach((p) => { p.w.dispose(); p.b.dispose(); });
-      for (const b of batches.values()) { b.x.dispose(); b.y.dispose(); }
-      batches.clear();
+      batches.dispose();
+    },
+  };
+}
+
+/**
+ * The minibatch of each step t: `batch` examples drawn at random from `rng` the first time step t is
+ * asked for, then kept for the optimizee's lifetime (a trajectory and its evaluation revisit step t),
+ * as x [batch, ...shape] and one-hot labels.
+ */
+function stepBatches(o: MLPOptimizeeOptions, shape: number[], classes: number) {
+  const batch = o.batch ?? 128, n = o.labels.length, size = shape.reduce((a, b) => a * b, 1);
+  const kept = new Map<number, { x: Tensor; y: Tensor }>();
+  return {
+    at(t: number) {
+      let bt = kept.get(t);
+      if (!bt) {
+        const idx = Array.from({ length: batch }, () => Math.floor(o.rng.next() * n));
+        const x = new Float32Array(batch * size);
+        idx.forEach((i, k) => x.set(o.images.subarray(i * size, (i + 1) * size), k * size));
+        bt = keep({ x: ops.tensor(x, [batch, ...shape]), y: ops.oneHot(idx.map((i) => o.labels[i]), classes) });
+        kept.set(t, bt);
+      }
+      return bt;
+    },
+    dispose() {
+      for (const b of kept.values()) { b.x.dispose(); b.y.dispose(); }
+      kept.clear();
     },
   };
 }

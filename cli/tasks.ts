@@ -47,6 +47,13 @@ export function checkOmniglotFolder(f: FlagValues): void {
   for (const n of need) if (!existsSync(join(dir, n))) throw new UsageError(`--data ${dir}: ${n} not found`);
 }
 
+/** --data must hold MNIST's (or Fashion-MNIST's) four files, each raw or gzipped. */
+export function checkMnistFolder(dir: string): void {
+  for (const n of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']) {
+    if (!existsSync(join(dir, n)) && !existsSync(join(dir, `${n}.gz`))) throw new UsageError(`--data ${dir}: ${n}(.gz) not found`);
+  }
+}
+
 export function loadOmniglot(cfg: Config, log: (line: string) => void, size?: number): Omniglot {
   return Omniglot.load({
     root: cfg.data as string, size, cacheDir: cfg.cacheDir as string | null | undefined,

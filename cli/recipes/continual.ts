@@ -14,12 +14,9 @@ import * as ops from '../../engine/ops.js';
 import * as optim from '../../engine/optim.js';
 import { Random } from '../../engine/random.js';
 import type { Tensor } from '../../engine/tensor.js';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { UsageError } from '../flags.js';
+import { checkMnistFolder } from '../tasks.js';
 import type { Config, Recipe, Run } from '../recipe.js';
-
-const MNIST_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
 
 export const continual: Recipe = {
   algorithms: { ewc: 'elastic weight consolidation (Kirkpatrick et al. 2017) on permuted MNIST; --lambda 0 is plain SGD, --dropout adds dropout, --l2 weighs every parameter alike' },
@@ -43,7 +40,7 @@ export const continual: Recipe = {
     if (f.dataset !== undefined && f.dataset !== 'permuted-mnist') throw new UsageError('--algorithm ewc runs on --dataset permuted-mnist');
     const dir = f.data as string | undefined;
     if (!dir) throw new UsageError('--algorithm ewc needs --data DIR (the folder with the MNIST files, raw or .gz)');
-    for (const n of MNIST_FILES) if (!existsSync(join(dir, n)) && !existsSync(join(dir, `${n}.gz`))) throw new UsageError(`--data ${dir}: ${n}(.gz) not found`);
+    checkMnistFolder(dir);
     if (f.dropout !== undefined && !((f.dropout as number) < 1)) throw new UsageError(`--dropout must be below 1, got ${f.dropout}`);
     const tasks = (f.tasks as number) ?? 10, perTask = (f['steps-per-task'] as number) ?? 2000;
     const iterations = (f.iterations as number) ?? tasks * perTask;

@@ -3,8 +3,6 @@
 // with learning rates tuned on training optimizees. One iteration is one update of the optimiser
 // (an unroll); a training trajectory is --optimizee-steps / --unroll of them.
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { LearnedOptimizerTrainer, type LearnedOptimizer, type Optimizee, runOptimizer } from '../../algorithms/l2l.js';
 import { BASELINES, tuneLearningRate } from '../../algorithms/optimizer-baselines.js';
 import { cnnClassifier, mlpClassifier, quadratic } from '../../algorithms/optimizees.js';
@@ -15,11 +13,10 @@ import { coordinatewiseLSTM } from '../../engine/learned-optim.js';
 import * as optim from '../../engine/optim.js';
 import { Random } from '../../engine/random.js';
 import { UsageError } from '../flags.js';
+import { checkMnistFolder } from '../tasks.js';
 import { linePlot } from '../plot.js';
 import type { Config, Recipe, Run } from '../recipe.js';
 import { startFrom } from '../init-from.js';
-
-const MNIST_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
 
 export const l2l: Recipe = {
   algorithms: {
@@ -52,7 +49,7 @@ export const l2l: Recipe = {
     if (mnist) {
       const dir = f.data as string | undefined;
       if (!dir) throw new UsageError(`--optimizee ${optimizee} needs --data DIR (the folder with the MNIST files, raw or .gz)`);
-      for (const n of MNIST_FILES) if (!existsSync(join(dir, n)) && !existsSync(join(dir, `${n}.gz`))) throw new UsageError(`--data ${dir}: ${n}(.gz) not found`);
+      checkMnistFolder(dir);
     }
     const steps = (f['optimizee-steps'] as number) ?? 100, unroll = (f.unroll as number) ?? 20;
     if (steps % unroll !== 0) throw new UsageError(`--optimizee-steps ${steps} must be a whole multiple of --unroll ${unroll}`);
